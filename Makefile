@@ -1,0 +1,178 @@
+# echoserver: a multi-reactor libevent echo server and a reusable work queue.
+#
+# Hand-written in the style of git's Makefile: the defaults below work
+# straight after a clone.  ./configure (made by `make configure`, which runs
+# autoreconf) writes config.mak.autogen to change them, and a hand-written
+# config.mak, if present, overrides both.  Every variable can also be given on
+# the command line: `make CC=clang SANITIZE=thread check`.
+#
+# Useful variables:
+#   PREFIX, DESTDIR     where `make install` puts things
+#   CC, CFLAGS, LDFLAGS the usual
+#   WERROR=             build without -Werror (default is -Werror)
+#   SANITIZE=address,undefined or SANITIZE=thread
+#   V=1                 show the full commands
+#   TEST_WRAPPER="valgrind ..."  run the server under a wrapper in tests
+
+VERSION = 0.1.0
+WQ_SOVERSION = 0
+
+PREFIX = /usr/local
+DESTDIR =
+CC = cc
+CFLAGS = -O2 -g
+LDFLAGS =
+PKG_CONFIG = pkg-config
+WERROR = -Werror
+SANITIZE =
+
+-include config.mak.autogen
+-include config.mak
+
+bindir = $(PREFIX)/bin
+libdir = $(PREFIX)/lib
+includedir = $(PREFIX)/include
+mandir = $(PREFIX)/share/man
+pkgconfigdir = $(libdir)/pkgconfig
+
+ifneq ($(V),1)
+QUIET_CC = @echo '   ' CC $@;
+QUIET_LINK = @echo '   ' LINK $@;
+QUIET_AR = @echo '   ' AR $@;
+QUIET_GEN = @echo '   ' GEN $@;
+endif
+
+LIBEVENT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libevent 2>/dev/null)
+LIBEVENT_LIBS ?= $(shell $(PKG_CONFIG) --libs libevent 2>/dev/null)
+CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wno-unused-parameter
+ALL_CFLAGS = -std=gnu11 -pthread -D_GNU_SOURCE -DVERSION='"$(VERSION)"' \
+	-Isrc $(WARNINGS) $(CFLAGS)
+ALL_LDFLAGS = -pthread $(LDFLAGS)
+ifneq ($(SANITIZE),)
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+ALL_LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+# --- what gets built ---------------------------------------------------------
+
+SERVER_OBJS = src/main.o src/options.o src/log.o src/xalloc.o \
+	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
+	src/stats.o src/netaddr.o
+
+PROGRAMS = echoserver
+LIBS =
+TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver
+TEST_OBJS = tests/testutil.o
+BENCH_PEERS = bench/peer_bufferevent
+
+ALL_OBJS = $(SERVER_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
+
+all: $(PROGRAMS) $(LIBS)
+
+echoserver: $(SERVER_OBJS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+
+# --- packages ----------------------------------------------------------------
+
+# One clear line naming what is missing, instead of a wall of compiler errors.
+# `make deps` installs the packages on Debian.
+DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check
+need-libevent:
+	@$(PKG_CONFIG) --exists 'libevent >= 2.1' 2>/dev/null || { echo \
+	"echoserver: libevent 2.1 not found; install it with: sudo apt-get install -y pkg-config libevent-dev (or run 'make deps')" >&2; \
+	exit 1; }
+need-check: need-libevent
+	@$(PKG_CONFIG) --exists check 2>/dev/null || { echo \
+	"echoserver: the Check test library not found; install it with: sudo apt-get install -y check (or run 'make deps')" >&2; \
+	exit 1; }
+deps:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y \
+		--no-install-recommends $(DEBIAN_PACKAGES)
+
+# --- compiling ---------------------------------------------------------------
+
+# BUILD-FLAGS changes whenever the compile or link flags do, so switching
+# SANITIZE or CC rebuilds everything instead of mixing objects (git's
+# GIT-CFLAGS trick).
+TRACK_FLAGS = $(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
+	$(ALL_LDFLAGS)
+BUILD-FLAGS: FORCE
+	@flags='$(subst ','\'',$(TRACK_FLAGS))'; \
+	if test x"$$flags" != x"`cat $@ 2>/dev/null`"; then \
+		echo "$$flags" >$@; fi
+
+%.o: %.c BUILD-FLAGS | need-libevent
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) -MMD -MP -c -o $@ $<
+
+tests/%.o: tests/%.c BUILD-FLAGS | need-check
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
+		-MMD -MP -c -o $@ $<
+
+-include $(ALL_OBJS:.o=.d)
+
+# --- tests -------------------------------------------------------------------
+
+tests/check_conn_queue: tests/check_conn_queue.o tests/testutil.o \
+		src/conn_queue.o src/xalloc.o
+tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
+		src/log.o src/xalloc.o src/netaddr.o
+tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
+tests/check_%:
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
+		$(LIBEVENT_LIBS)
+
+# `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
+# TEST_WRAPPER runs the spawned server under valgrind or similar.
+check: all $(TESTS)
+	@failed=0; for t in $(TESTS); do \
+		echo "== $$t"; \
+		ECHOSERVER=./echoserver ./$$t || failed=1; \
+	done; exit $$failed
+
+# Integration suite only, with the server under valgrind memcheck.  Any
+# error makes the server exit 99, which the tests see as a failure.
+VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+check-valgrind: all tests/check_echoserver
+	TEST_SCALE=0.05 TEST_WRAPPER="$(VALGRIND)" CK_TIMEOUT_MULTIPLIER=10 \
+		ECHOSERVER=./echoserver ./tests/check_echoserver
+
+# --- running and benchmarking ------------------------------------------------
+
+run: echoserver
+	./echoserver
+
+bench/peer_%: bench/peer_%.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+
+# --- installing --------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(bindir)
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(bindir)
+
+uninstall:
+	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%)
+
+# --- configure and cleaning --------------------------------------------------
+
+configure: configure.ac
+	$(QUIET_GEN)autoreconf -fi && rm -rf autom4te.cache
+
+clean:
+	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(BENCH_PEERS) BUILD-FLAGS \
+		$(ALL_OBJS) $(ALL_OBJS:.o=.d)
+	rm -rf tests/tmp
+
+distclean: clean
+	rm -rf config.mak.autogen config.log config.status configure \
+		autom4te.cache aclocal.m4
+
+.PHONY: all check check-valgrind run install uninstall clean distclean \
+	deps need-libevent need-check FORCE

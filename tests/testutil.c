@@ -1,0 +1,313 @@
+/*
+ * Shared test helpers; see testutil.h.  Everything here talks to the real
+ * kernel: real sockets, real subprocesses, real /proc.
+ */
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	/* Tests write to sockets that the server may close. */
+	signal(SIGPIPE, SIG_IGN);
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+double test_scale(void)
+{
+	const char *s = getenv("TEST_SCALE");
+	double v = s ? strtod(s, NULL) : 1.0;
+
+	return v < 0.01 ? 0.01 : v;
+}
+
+size_t scaled(size_t n, size_t min)
+{
+	size_t v = (size_t)((double)n * test_scale());
+
+	return v < min ? min : v;
+}
+
+int test_connect(int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+
+	ck_assert_int_ge(fd, 0);
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
+	    "connect to port %d: %s", port, strerror(errno));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+void write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		ck_assert_msg(n > 0, "write: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+size_t read_exact(int fd, void *buf, size_t len, uint64_t deadline)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint64_t now = now_ms();
+		ssize_t n;
+
+		if (now >= deadline)
+			break;
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			continue;
+		n = read(fd, p + got, len - got);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	return got;
+}
+
+int wait_eof(int fd, uint64_t deadline)
+{
+	char buf[4096];
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint64_t now = now_ms();
+		ssize_t n;
+
+		if (now >= deadline)
+			return 0;
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			continue;
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 1;
+	}
+}
+
+long proc_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+void fill_random(uint64_t *state, void *buf, size_t len)
+{
+	unsigned char *p = buf;
+	uint64_t x = *state;
+
+	for (size_t i = 0; i < len; i++) {
+		/* xorshift64: cheap, and every client gets its own stream. */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (unsigned char)(x >> 24);
+	}
+	*state = x;
+}
+
+static const char *server_path(void)
+{
+	const char *p = getenv("ECHOSERVER");
+
+	return p ? p : "./echoserver";
+}
+
+/* argv for the server: the wrapper's words (split on spaces), then the
+ * server, then @fixed and @args.  Static storage; tests are single-threaded
+ * in the parent. */
+static char **build_argv(const char *const *fixed, const char *const *args)
+{
+	static char *argv[128];
+	static char wrapper[1024];
+	const char *w = getenv("TEST_WRAPPER");
+	int n = 0;
+
+	if (w && *w) {
+		snprintf(wrapper, sizeof(wrapper), "%s", w);
+		for (char *tok = strtok(wrapper, " "); tok && n < 32;
+		    tok = strtok(NULL, " "))
+			argv[n++] = tok;
+	}
+	argv[n++] = (char *)server_path();
+	for (; fixed && *fixed && n < 126; fixed++)
+		argv[n++] = (char *)*fixed;
+	for (; args && *args && n < 126; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	return argv;
+}
+
+static pid_t spawn(char **argv, const char *err_path)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int null = open("/dev/null", O_RDWR);
+
+		if (fd < 0 || null < 0)
+			_exit(127);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(fd, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+void test_server_start(struct test_server *ts, const char *const *args)
+{
+	char port_path[128];
+	uint64_t deadline;
+	const char *fixed[] = { "-l", "127.0.0.1", "-p", "0", "--port-file",
+		port_path, NULL };
+
+	memset(ts, 0, sizeof(*ts));
+	snprintf(ts->dir, sizeof(ts->dir), "/tmp/echoserver-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(ts->dir));
+	snprintf(port_path, sizeof(port_path), "%s/port", ts->dir);
+	snprintf(ts->log_path, sizeof(ts->log_path), "%s/stderr", ts->dir);
+
+	ts->pid = spawn(build_argv(fixed, args), ts->log_path);
+
+	/* The server writes the port file atomically (rename) once it
+	 * listens; valgrind start-up is slow, hence the long deadline. */
+	deadline = now_ms() + 60000;
+	while (now_ms() < deadline) {
+		FILE *f = fopen(port_path, "r");
+		int status;
+
+		if (f) {
+			int ok = fscanf(f, "%d", &ts->port) == 1;
+
+			fclose(f);
+			ck_assert_msg(ok, "unreadable port file");
+			unlink(port_path);
+			return;
+		}
+		if (waitpid(ts->pid, &status, WNOHANG) == ts->pid) {
+			char *log = test_server_log(ts);
+
+			ts->pid = 0;
+			ck_abort_msg("echoserver exited at start-up: %s", log);
+		}
+		poll(NULL, 0, 5);	/* a poll interval, bounded by deadline */
+	}
+	test_server_stop(ts, SIGKILL);
+	ck_abort_msg("echoserver did not write its port file in time");
+}
+
+int test_server_stop(struct test_server *ts, int sig)
+{
+	int status = 0;
+
+	if (ts->pid > 0) {
+		kill(ts->pid, sig);
+		while (waitpid(ts->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		ts->pid = 0;
+	}
+	return status;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t cap = 4096, len = 0, n;
+	char *buf = malloc(cap);
+
+	ck_assert_ptr_nonnull(buf);
+	if (f) {
+		while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+			len += n;
+			if (cap - len < 2) {
+				cap *= 2;
+				buf = realloc(buf, cap);
+				ck_assert_ptr_nonnull(buf);
+			}
+		}
+		fclose(f);
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+char *test_server_log(const struct test_server *ts)
+{
+	return slurp(ts->log_path);
+}
+
+int run_echoserver(const char *const *args, char **err)
+{
+	char dir[] = "/tmp/echoserver-run.XXXXXX", path[64];
+	int status;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/stderr", dir);
+	pid = spawn(build_argv(NULL, args), path);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	*err = slurp(path);
+	unlink(path);
+	rmdir(dir);
+	return status;
+}

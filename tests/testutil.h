@@ -1,0 +1,77 @@
+/*
+ * Helpers shared by the Check suites: a runner that honours CK_* variables,
+ * deadlines for polling (tests never sleep to synchronise), blocking socket
+ * I/O with a deadline, and a real echoserver subprocess on a loopback port
+ * chosen by the kernel.
+ */
+#ifndef TESTUTIL_H
+#define TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Runs @s (taken over) with CK_ENV verbosity; returns a process exit code. */
+int run_suite(Suite *s);
+
+/* Monotonic milliseconds. */
+uint64_t now_ms(void);
+
+/*
+ * Test size multiplier from TEST_SCALE (default 1), so that valgrind and
+ * sanitizer runs can shrink the big transfers.  Never returns below 0.01.
+ */
+double test_scale(void);
+
+/* Scales @n by test_scale(), but never below @min. */
+size_t scaled(size_t n, size_t min);
+
+/* A blocking TCP connection to 127.0.0.1:@port; aborts the test on failure. */
+int test_connect(int port);
+
+/* Writes all of @buf or fails the test (blocking fd). */
+void write_all(int fd, const void *buf, size_t len);
+
+/*
+ * Reads exactly @len bytes into @buf, waiting at most until @deadline
+ * (now_ms() based).  Returns the number read: less than @len on EOF or
+ * timeout.
+ */
+size_t read_exact(int fd, void *buf, size_t len, uint64_t deadline);
+
+/* True once @fd reads EOF before @deadline (discarding any data). */
+int wait_eof(int fd, uint64_t deadline);
+
+/* Resident set size of @pid in KiB, from /proc; -1 if unknown. */
+long proc_rss_kib(pid_t pid);
+
+/* Fills @buf with bytes from the xorshift stream *@state. */
+void fill_random(uint64_t *state, void *buf, size_t len);
+
+/* A spawned echoserver. */
+struct test_server {
+	pid_t pid;
+	int port;
+	char dir[64];		/* private temp dir for the port and log files */
+	char log_path[96];	/* the server's stderr */
+};
+
+/*
+ * Starts $ECHOSERVER (default ./echoserver) on 127.0.0.1 port 0 with the
+ * NULL-terminated @args appended, under $TEST_WRAPPER if set, and waits for
+ * its port file.  Fails the test if it does not come up.
+ */
+void test_server_start(struct test_server *ts, const char *const *args);
+
+/* Sends @sig and reaps; returns the wait status.  Idempotent. */
+int test_server_stop(struct test_server *ts, int sig);
+
+/* Reads the server's stderr so far; caller frees. */
+char *test_server_log(const struct test_server *ts);
+
+/* Runs $ECHOSERVER with @args to completion; returns its wait status and
+ * stores its stderr in @err (caller frees). */
+int run_echoserver(const char *const *args, char **err);
+
+#endif
