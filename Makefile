@@ -64,18 +64,25 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o
 
-PROGRAMS = echoserver
-LIBS =
-TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver
-TEST_OBJS = tests/testutil.o
-BENCH_PEERS = bench/peer_bufferevent
+# The load generator; see docs/benchmarks.md.
+ECHOBENCH_OBJS = src/echobench.o src/loadgen.o src/histogram.o src/xalloc.o
 
-ALL_OBJS = $(SERVER_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
+PROGRAMS = echoserver echobench
+LIBS =
+TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
+	tests/check_histogram
+TEST_OBJS = tests/testutil.o
+BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
+
+ALL_OBJS = $(SERVER_OBJS) $(ECHOBENCH_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
 
 all: $(PROGRAMS) $(LIBS)
 
 echoserver: $(SERVER_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+
+echobench: $(ECHOBENCH_OBJS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
 
 # --- packages ----------------------------------------------------------------
 
@@ -123,9 +130,11 @@ tests/check_conn_queue: tests/check_conn_queue.o tests/testutil.o \
 tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
 		src/log.o src/xalloc.o src/netaddr.o
 tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
-tests/check_%:
+tests/check_histogram: tests/check_histogram.o tests/testutil.o \
+		src/histogram.o
+$(TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
-		$(LIBEVENT_LIBS)
+		$(LIBEVENT_LIBS) -lm
 
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
@@ -151,6 +160,16 @@ run: echoserver
 bench/peer_%: bench/peer_%.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
 
+# The suite (bench/run.py): every server side by side, interleaved, written
+# to docs/benchmarks.md and docs/benchmarks-*.png.  BENCH_QUICK=1 is the
+# two-minute version; BENCH_ARGS passes more options to bench/run.py.  It
+# takes /tmp/echoserver-bench.lock so that only one benchmark runs at once.
+BENCH_QUICK =
+BENCH_ARGS =
+bench: echoserver echobench $(BENCH_PEERS)
+	flock /tmp/echoserver-bench.lock /usr/bin/python3 bench/run.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+
 # --- installing --------------------------------------------------------------
 
 install: all
@@ -174,5 +193,5 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind run install uninstall clean distclean \
+.PHONY: all check check-valgrind run bench install uninstall clean distclean \
 	deps need-libevent need-check FORCE

@@ -1,0 +1,647 @@
+/*
+ * echobench: a load generator for any TCP echo server.  It parses the
+ * options, starts one loadgen per thread, moves them through the opening,
+ * warm-up, measuring and drain phases, prints a progress line once a second
+ * on a terminal, and prints the summary (or JSON) at the end: messages and
+ * megabytes per second, latency percentiles and, given the server's pid,
+ * the server's CPU time per message and RSS per connection from /proc.
+ * Every echoed byte is checked; any error makes the exit status 1.
+ */
+#include "histogram.h"
+#include "loadgen.h"
+#include "xalloc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 64
+
+struct bench_options {
+	enum loadgen_mode mode;
+	const char *addr;
+	unsigned port;
+	unsigned conns;
+	unsigned size;
+	unsigned depth;
+	unsigned threads;
+	unsigned sources;
+	double duration;
+	double warmup;
+	long pid;
+	int json;
+	int quiet;
+};
+
+/* What the main thread measures around the measuring phase. */
+struct bench_result {
+	struct loadgen_counters start, end;
+	double seconds;			/* measured wall time */
+	double client_cpu;		/* seconds */
+	double server_cpu;		/* seconds; < 0 without --pid */
+	long rss_before, rss_after;	/* KiB; < 0 unknown */
+	double open_seconds;		/* time to open every connection */
+	unsigned opened;
+	struct histogram hist;
+};
+
+static const char *const mode_names[] = {
+	[LOADGEN_PINGPONG] = "pingpong",
+	[LOADGEN_BULK] = "bulk",
+	[LOADGEN_CHURN] = "churn",
+	[LOADGEN_HOLD] = "hold",
+};
+
+static int phase = LOADGEN_OPENING;
+static volatile sig_atomic_t interrupted;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: echobench [options]\n"
+"Drives a TCP echo server and checks every byte it echoes.\n"
+"\n"
+"  -m, --mode MODE       pingpong, bulk, churn or hold (default pingpong)\n"
+"  -a, --addr ADDR       server IPv4 address (default 127.0.0.1)\n"
+"  -p, --port PORT       server port (default 5555)\n"
+"  -c, --conns N         connections (default 100; churn: 8 at a time)\n"
+"  -s, --size BYTES      message size, k/m suffixes (default 64;\n"
+"                        bulk 64k)\n"
+"  -D, --depth N         messages in flight per connection (default 1;\n"
+"                        bulk 16)\n"
+"  -d, --duration SECS   measuring time (default 5; hold: time held)\n"
+"  -w, --warmup SECS     unmeasured time first (default 1; hold: time\n"
+"                        to settle before reading the server's RSS)\n"
+"  -t, --threads N       client threads (default 1)\n"
+"      --sources N       spread over source addresses 127.0.0.1..N\n"
+"                        (default: move on when one runs out of ports)\n"
+"      --pid PID         the server's pid: report its CPU per message\n"
+"                        and RSS per connection from /proc\n"
+"      --json            print the summary as JSON\n"
+"  -q, --quiet           no progress line\n"
+"  -h, --help            this help\n"
+"  -V, --version         print the version\n"
+"\n"
+"Exit status: 0 if every byte came back, 1 on any error, 64 on bad usage.\n");
+}
+
+static void bad_value(const char *opt, const char *val, const char *why)
+{
+	fprintf(stderr, "echobench: invalid value '%s' for '%s': %s\n", val,
+	    opt, why);
+	exit(EXIT_USAGE);
+}
+
+/* An unsigned integer in [@min, @max], with an optional k/m suffix. */
+static unsigned parse_unsigned(const char *opt, const char *val,
+    unsigned long long min, unsigned long long max, int suffixes)
+{
+	char *end;
+	unsigned long long v;
+	char why[96];
+
+	errno = 0;
+	if (*val == '-' || *val == '\0')
+		v = 0, end = (char *)val;
+	else
+		v = strtoull(val, &end, 10);
+	if (end == val || errno)
+		bad_value(opt, val, "not a number");
+	if (suffixes && (*end == 'k' || *end == 'K'))
+		v *= 1024, end++;
+	else if (suffixes && (*end == 'm' || *end == 'M'))
+		v *= 1024 * 1024, end++;
+	if (*end != '\0')
+		bad_value(opt, val, "not a number");
+	if (v < min || v > max) {
+		snprintf(why, sizeof(why), "must be from %llu to %llu", min,
+		    max);
+		bad_value(opt, val, why);
+	}
+	return (unsigned)v;
+}
+
+static double parse_seconds(const char *opt, const char *val, double min)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(val, &end);
+	if (end == val || *end != '\0' || errno || !isfinite(v))
+		bad_value(opt, val, "not a number of seconds");
+	if (v < min || v > 86400)
+		bad_value(opt, val, min > 0 ? "must be above 0 and at most "
+		    "86400" : "must be from 0 to 86400");
+	return v;
+}
+
+static void parse_options(int argc, char **argv, struct bench_options *o)
+{
+	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON };
+	static const struct option longopts[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "addr", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "conns", required_argument, NULL, 'c' },
+		{ "size", required_argument, NULL, 's' },
+		{ "depth", required_argument, NULL, 'D' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "sources", required_argument, NULL, OPT_SOURCES },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, size_set = 0, depth_set = 0, conns_set = 0;
+	struct in_addr ia;
+	unsigned i;
+
+	memset(o, 0, sizeof(*o));
+	o->mode = LOADGEN_PINGPONG;
+	o->addr = "127.0.0.1";
+	o->port = 5555;
+	o->conns = 100;
+	o->size = 64;
+	o->depth = 1;
+	o->threads = 1;
+	o->duration = 5;
+	o->warmup = 1;
+	o->pid = -1;
+	while ((ch = getopt_long(argc, argv, "m:a:p:c:s:D:d:w:t:qhV",
+	    longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			for (i = 0; i < 4; i++)
+				if (!strcmp(optarg, mode_names[i]))
+					break;
+			if (i == 4)
+				bad_value("--mode", optarg, "must be pingpong, "
+				    "bulk, churn or hold");
+			o->mode = (enum loadgen_mode)i;
+			break;
+		case 'a':
+			if (inet_pton(AF_INET, optarg, &ia) != 1)
+				bad_value("--addr", optarg,
+				    "not an IPv4 address");
+			o->addr = optarg;
+			break;
+		case 'p':
+			o->port = parse_unsigned("--port", optarg, 1, 65535,
+			    0);
+			break;
+		case 'c':
+			o->conns = parse_unsigned("--conns", optarg, 1,
+			    1000000, 0);
+			conns_set = 1;
+			break;
+		case 's':
+			o->size = parse_unsigned("--size", optarg, 1,
+			    16 << 20, 1);
+			size_set = 1;
+			break;
+		case 'D':
+			o->depth = parse_unsigned("--depth", optarg, 1, 65536,
+			    0);
+			depth_set = 1;
+			break;
+		case 'd':
+			o->duration = parse_seconds("--duration", optarg,
+			    1e-9);
+			break;
+		case 'w':
+			o->warmup = parse_seconds("--warmup", optarg, 0);
+			break;
+		case 't':
+			o->threads = parse_unsigned("--threads", optarg, 1,
+			    64, 0);
+			break;
+		case OPT_SOURCES:
+			o->sources = parse_unsigned("--sources", optarg, 1,
+			    254, 0);
+			break;
+		case OPT_PID:
+			o->pid = (long)parse_unsigned("--pid", optarg, 1,
+			    INT_MAX, 0);
+			break;
+		case OPT_JSON:
+			o->json = 1;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("echobench %s\n", VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "echobench: unexpected argument '%s'\n",
+		    argv[optind]);
+		exit(EXIT_USAGE);
+	}
+	if (o->mode == LOADGEN_BULK) {
+		if (!size_set)
+			o->size = 64 * 1024;
+		if (!depth_set)
+			o->depth = 16;
+	}
+	if (o->mode == LOADGEN_CHURN && !conns_set)
+		o->conns = 8;
+	if ((unsigned long long)o->size * o->depth > 256ull << 20) {
+		fprintf(stderr, "echobench: '--size' %u times '--depth' %u is "
+		    "over 256 MiB per connection\n", o->size, o->depth);
+		exit(EXIT_USAGE);
+	}
+	inet_pton(AF_INET, o->addr, &ia);
+	if (o->sources && ntohl(ia.s_addr) >> 24 != 127) {
+		fprintf(stderr, "echobench: '--sources' needs a 127.x.x.x "
+		    "target, not '%s'\n", o->addr);
+		exit(EXIT_USAGE);
+	}
+	if (o->threads > o->conns)
+		o->threads = o->conns;
+}
+
+/*
+ * Raises the soft fd limit to the hard one and checks that @conns
+ * connections fit, with room for stdio, epoll sets and /proc reads.
+ */
+static void fit_fd_limit(unsigned conns, unsigned threads)
+{
+	struct rlimit rl;
+	unsigned long long need = (unsigned long long)conns + threads + 16;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+		fprintf(stderr, "echobench: invalid value '%u' for '--conns': "
+		    "needs %llu fds, but the limit is %llu\n", conns, need,
+		    (unsigned long long)rl.rlim_cur);
+		exit(EXIT_USAGE);
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of every thread of @pid, in seconds; -1 if unknown. */
+static double proc_cpu_s(long pid)
+{
+	char path[64], line[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	p = fgets(line, sizeof(line), f);
+	fclose(f);
+	/* The command name may hold spaces; fields resume after ')'. */
+	if (!p || !(p = strrchr(line, ')')))
+		return -1;
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	    "%llu %llu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmRSS of @pid in KiB; -1 if unknown. */
+static long proc_rss_kib(long pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+static void sum_counters(struct loadgen **lgs, unsigned n,
+    struct loadgen_counters *sum)
+{
+	struct loadgen_counters c;
+	unsigned i;
+
+	memset(sum, 0, sizeof(*sum));
+	for (i = 0; i < n; i++) {
+		loadgen_counters(lgs[i], &c);
+		sum->msgs += c.msgs;
+		sum->bytes += c.bytes;
+		sum->errors += c.errors;
+		sum->open += c.open;
+		sum->ready += c.ready;
+		sum->failed += c.failed;
+	}
+}
+
+static void set_phase(enum loadgen_phase p)
+{
+	__atomic_store_n(&phase, (int)p, __ATOMIC_RELEASE);
+}
+
+static void on_signal(int sig)
+{
+	interrupted = 1;
+}
+
+/* The progress line, rewritten in place on a terminal. */
+static void progress(const struct bench_options *o, const char *what,
+    const struct loadgen_counters *now, const struct loadgen_counters *prev,
+    double dt)
+{
+	if (o->quiet || !isatty(STDERR_FILENO) || dt <= 0)
+		return;
+	fprintf(stderr, "\r%-8s %10.0f msgs/s %9.2f MB/s %7llu open "
+	    "%5llu errors ", what, (double)(now->msgs - prev->msgs) / dt,
+	    (double)(now->bytes - prev->bytes) / dt / 1e6,
+	    (unsigned long long)now->open, (unsigned long long)now->errors);
+}
+
+static void progress_end(const struct bench_options *o)
+{
+	if (!o->quiet && isatty(STDERR_FILENO))
+		fprintf(stderr, "\r%-78s\r", "");
+}
+
+/*
+ * Waits in steps of at most a second until @until (now_s() based) or, when
+ * @all_ready, until every connection is ready or failed, printing progress.
+ */
+static void run_phase(const struct bench_options *o, struct loadgen **lgs,
+    const char *what, double until, int all_ready)
+{
+	struct loadgen_counters prev, cur;
+	double last = now_s();
+
+	sum_counters(lgs, o->threads, &prev);
+	while (!interrupted) {
+		double t = now_s(), step;
+		struct timespec ts;
+
+		if (all_ready) {
+			sum_counters(lgs, o->threads, &cur);
+			if (cur.ready + cur.failed >= o->conns)
+				return;
+			step = 0.01;
+		} else {
+			if (t >= until)
+				return;
+			step = until - t < 0.1 ? until - t : 0.1;
+		}
+		if (t >= until)
+			return;
+		ts.tv_sec = (time_t)step;
+		ts.tv_nsec = (long)((step - (double)ts.tv_sec) * 1e9);
+		nanosleep(&ts, NULL);
+		if (now_s() - last >= 1.0) {
+			sum_counters(lgs, o->threads, &cur);
+			progress(o, what, &cur, &prev, now_s() - last);
+			prev = cur;
+			last = now_s();
+		}
+	}
+}
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
+static void print_summary(const struct bench_options *o,
+    const struct bench_result *r)
+{
+	uint64_t msgs = r->end.msgs - r->start.msgs;
+	uint64_t bytes = r->end.bytes - r->start.bytes;
+	double mps = (double)msgs / r->seconds;
+	double mbps = (double)bytes / r->seconds / 1e6;
+	const struct histogram *h = &r->hist;
+	long rss_per_conn = -1;
+
+	if (r->rss_before >= 0 && r->rss_after >= 0 && r->opened)
+		rss_per_conn = (r->rss_after - r->rss_before) * 1024 /
+		    (long)r->opened;
+	if (o->json) {
+		printf("{\"mode\":\"%s\",\"conns\":%u,\"size\":%u,"
+		    "\"depth\":%u,\"threads\":%u,\"duration\":%.3f,"
+		    "\"opened\":%u,\"open_seconds\":%.3f,"
+		    "\"msgs\":%llu,\"bytes\":%llu,\"msgs_per_sec\":%.1f,"
+		    "\"mb_per_sec\":%.3f,\"latency_us\":{\"mean\":%.2f,"
+		    "\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p999\":%.2f,"
+		    "\"max\":%.2f},\"client_cpu_s\":%.3f,",
+		    mode_names[o->mode], o->conns, o->size, o->depth,
+		    o->threads, r->seconds, r->opened, r->open_seconds,
+		    (unsigned long long)msgs, (unsigned long long)bytes, mps,
+		    mbps, histogram_mean(h) / 1000.0,
+		    us(histogram_percentile(h, 50)),
+		    us(histogram_percentile(h, 90)),
+		    us(histogram_percentile(h, 99)),
+		    us(histogram_percentile(h, 99.9)),
+		    us(histogram_percentile(h, 100)), r->client_cpu);
+		if (r->server_cpu >= 0)
+			printf("\"server_cpu_s\":%.3f,"
+			    "\"server_cpu_s_per_mmsg\":%.4f,", r->server_cpu,
+			    msgs ? r->server_cpu / ((double)msgs / 1e6) : 0);
+		if (r->rss_before >= 0)
+			printf("\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
+			    "\"rss_per_conn_bytes\":%ld,", r->rss_before,
+			    r->rss_after, rss_per_conn);
+		printf("\"errors\":%llu}\n",
+		    (unsigned long long)r->end.errors);
+		return;
+	}
+	printf("echobench: %s, %u connections, %u B messages, depth %u, "
+	    "%u thread%s\n", mode_names[o->mode], o->conns, o->size,
+	    o->depth, o->threads, o->threads == 1 ? "" : "s");
+	printf("  opened      %u connections in %.2f s\n", r->opened,
+	    r->open_seconds);
+	if (o->mode != LOADGEN_HOLD) {
+		printf("  measured    %.2f s after %.2f s of warm-up\n",
+		    r->seconds, o->warmup);
+		printf("  %-11s %.0f\n", o->mode == LOADGEN_CHURN ?
+		    "conns/s" : "msgs/s", mps);
+		printf("  MB/s        %.2f (echoed bytes, one direction)\n",
+		    mbps);
+		printf("  latency us  p50 %.1f  p90 %.1f  p99 %.1f  "
+		    "p99.9 %.1f  max %.1f\n",
+		    us(histogram_percentile(h, 50)),
+		    us(histogram_percentile(h, 90)),
+		    us(histogram_percentile(h, 99)),
+		    us(histogram_percentile(h, 99.9)),
+		    us(histogram_percentile(h, 100)));
+		printf("  client cpu  %.2f s\n", r->client_cpu);
+		if (r->server_cpu >= 0)
+			printf("  server cpu  %.2f s, %.3f s per million "
+			    "messages\n", r->server_cpu, msgs ?
+			    r->server_cpu / ((double)msgs / 1e6) : 0.0);
+	}
+	if (r->rss_before >= 0)
+		printf("  server rss  %ld KiB before, %ld KiB after: %ld bytes "
+		    "per connection\n", r->rss_before, r->rss_after,
+		    rss_per_conn);
+	printf("  errors      %llu\n", (unsigned long long)r->end.errors);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_options o;
+	struct loadgen_config cfg;
+	struct bench_result r;
+	struct loadgen **lgs;
+	pthread_t *tids;
+	struct loadgen_counters fin;
+	double t0, t, cpu0, scpu0 = -1;
+	unsigned i, first = 0;
+
+	parse_options(argc, argv, &o);
+	fit_fd_limit(o.conns, o.threads);
+	if (o.pid > 0 && proc_rss_kib(o.pid) < 0) {
+		fprintf(stderr, "echobench: invalid value '%ld' for '--pid': "
+		    "no such process\n", o.pid);
+		exit(EXIT_USAGE);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	loadgen_pattern_init();
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mode = o.mode;
+	cfg.target.sin_family = AF_INET;
+	cfg.target.sin_port = htons((uint16_t)o.port);
+	inet_pton(AF_INET, o.addr, &cfg.target.sin_addr);
+	cfg.size = o.size;
+	cfg.depth = o.depth;
+	cfg.sources = o.sources;
+	cfg.connect_window = 256;
+	cfg.drain_timeout = 3.0;
+	cfg.phase = &phase;
+
+	memset(&r, 0, sizeof(r));
+	histogram_init(&r.hist);
+	r.server_cpu = -1;
+	r.rss_before = r.rss_after = -1;
+	if (o.pid > 0)
+		r.rss_before = proc_rss_kib(o.pid);
+
+	lgs = xcalloc(o.threads, sizeof(*lgs));
+	tids = xcalloc(o.threads, sizeof(*tids));
+	for (i = 0; i < o.threads; i++) {
+		unsigned n = o.conns / o.threads +
+		    (i < o.conns % o.threads ? 1 : 0);
+
+		lgs[i] = loadgen_new(&cfg, n, first);
+		first += n;
+	}
+	t0 = now_s();
+	for (i = 0; i < o.threads; i++)
+		if ((errno = pthread_create(&tids[i], NULL, loadgen_run,
+		    lgs[i])) != 0) {
+			fprintf(stderr, "echobench: pthread_create: %s\n",
+			    strerror(errno));
+			exit(1);
+		}
+
+	/* Open: wait for every connection's first echo, or its failure. */
+	run_phase(&o, lgs, "opening", t0 + 30 + o.conns / 500.0, 1);
+	sum_counters(lgs, o.threads, &fin);
+	r.opened = (unsigned)(fin.ready > o.conns ? o.conns : fin.ready);
+	r.open_seconds = now_s() - t0;
+	if (fin.ready + fin.failed < o.conns && !interrupted)
+		fprintf(stderr, "echobench: only %llu of %u connections "
+		    "echoed within %.0f s\n", (unsigned long long)fin.ready,
+		    o.conns, r.open_seconds);
+
+	set_phase(LOADGEN_WARMUP);
+	run_phase(&o, lgs, "warm-up", now_s() + o.warmup, 0);
+	/* Every connection is open and has been busy for the warm-up. */
+	if (o.pid > 0)
+		r.rss_after = proc_rss_kib(o.pid);
+
+	sum_counters(lgs, o.threads, &r.start);
+	cpu0 = self_cpu_s();
+	if (o.pid > 0)
+		scpu0 = proc_cpu_s(o.pid);
+	t = now_s();
+	set_phase(LOADGEN_MEASURE);
+	run_phase(&o, lgs, o.mode == LOADGEN_HOLD ? "holding" : "running",
+	    t + o.duration, 0);
+	sum_counters(lgs, o.threads, &r.end);
+	r.seconds = now_s() - t;
+	r.client_cpu = self_cpu_s() - cpu0;
+	if (scpu0 >= 0) {
+		double s1 = proc_cpu_s(o.pid);
+
+		r.server_cpu = s1 >= 0 ? s1 - scpu0 : -1;
+	}
+	set_phase(LOADGEN_DRAIN);
+	progress_end(&o);
+
+	for (i = 0; i < o.threads; i++) {
+		pthread_join(tids[i], NULL);
+		histogram_merge(&r.hist, loadgen_histogram(lgs[i]));
+	}
+	/* Errors found while draining count too. */
+	sum_counters(lgs, o.threads, &fin);
+	r.end.errors = fin.errors;
+	if (fin.ready + fin.failed < o.conns)
+		r.end.errors += o.conns - fin.ready - fin.failed;
+	print_summary(&o, &r);
+	for (i = 0; i < o.threads; i++)
+		loadgen_free(lgs[i]);
+	free(lgs);
+	free(tids);
+	if (interrupted)
+		return 130;
+	return r.end.errors ? 1 : 0;
+}
