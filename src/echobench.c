@@ -78,7 +78,7 @@ static void usage(FILE *f)
 "  -s, --size BYTES      message size, k/m suffixes (default 64;\n"
 "                        bulk 64k)\n"
 "  -D, --depth N         messages in flight per connection (default 1;\n"
-"                        bulk 16)\n"
+"                        bulk 4)\n"
 "  -d, --duration SECS   measuring time (default 5; hold: time held)\n"
 "  -w, --warmup SECS     unmeasured time first (default 1; hold: time\n"
 "                        to settle before reading the server's RSS)\n"
@@ -264,7 +264,7 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		if (!size_set)
 			o->size = 64 * 1024;
 		if (!depth_set)
-			o->depth = 16;
+			o->depth = 4;
 	}
 	if (o->mode == LOADGEN_CHURN && !conns_set)
 		o->conns = 8;

@@ -28,11 +28,14 @@
  * message shows up as a mismatch.  The buffer holds two periods so that any
  * slice of up to one period starting inside the first is contiguous.
  */
-#define PATTERN_PERIOD 262139u
+#define PATTERN_PERIOD 262147u
 #define READ_BUF_SIZE (256 * 1024)
 #define MAX_EVENTS 256
 #define MAX_REPORTED_ERRORS 10
 #define MAX_SOURCES 254
+
+/* A read is compared against one contiguous slice of the pattern. */
+_Static_assert(READ_BUF_SIZE <= PATTERN_PERIOD, "read buffer too big");
 
 static unsigned char pattern[2 * PATTERN_PERIOD];
 
