@@ -123,7 +123,7 @@ tests/check_conn_queue: tests/check_conn_queue.o tests/testutil.o \
 tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
 		src/log.o src/xalloc.o src/netaddr.o
 tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
-tests/check_%:
+$(TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS)
 
