@@ -74,7 +74,8 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 TEST_OBJS = tests/testutil.o
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
 
-ALL_OBJS = $(SERVER_OBJS) $(ECHOBENCH_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
+ALL_OBJS = $(SERVER_OBJS) $(ECHOBENCH_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) \
+	$(BENCH_PEERS:%=%.o)
 
 all: $(PROGRAMS) $(LIBS)
 
@@ -193,5 +194,5 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind run bench install uninstall clean distclean \
-	deps need-libevent need-check FORCE
+.PHONY: all check check-valgrind run bench install uninstall clean \
+	distclean deps need-libevent need-check FORCE

@@ -1,0 +1,291 @@
+/*
+ * Option parsing; see options.h.  Every numeric value is checked for
+ * trailing junk, range and overflow, because a typo in a limit should stop
+ * the server at start-up, not surface as odd behaviour under load.
+ */
+#include "options.h"
+
+#include "log.h"
+#include "netaddr.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum {
+	OPT_IDLE_TIMEOUT = 256,
+	OPT_WRITE_TIMEOUT,
+	OPT_GRACE,
+	OPT_HIGH_WATER,
+	OPT_LOW_WATER,
+	OPT_PORT_FILE,
+	OPT_REJECT_MESSAGE,
+};
+
+static const struct option long_options[] = {
+	{ "port", required_argument, NULL, 'p' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "threads", required_argument, NULL, 't' },
+	{ "backlog", required_argument, NULL, 'b' },
+	{ "max-conns", required_argument, NULL, 'c' },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT },
+	{ "grace", required_argument, NULL, OPT_GRACE },
+	{ "high-water", required_argument, NULL, OPT_HIGH_WATER },
+	{ "low-water", required_argument, NULL, OPT_LOW_WATER },
+	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
+	{ "reject-message", required_argument, NULL, OPT_REJECT_MESSAGE },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+static const char short_options[] = ":p:l:t:b:c:vqhV";
+
+void options_init(struct options *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(o, 0, sizeof(*o));
+	o->port = 5555;
+	o->threads = cpus > 0 ? (int)cpus : 1;
+	o->backlog = 1024;
+	o->grace = 5.0;
+	o->high_water = 1024 * 1024;
+	o->low_water = 256 * 1024;
+	o->reject_message = "ERROR too many connections\r\n";
+	o->log_level = LOG_INFO;
+}
+
+void options_usage(FILE *out)
+{
+	fputs(
+"usage: echoserver [options]\n"
+"\n"
+"A multi-reactor TCP echo server: every byte a client sends comes back.\n"
+"\n"
+"  -p, --port N            port to listen on (default 5555; 0 picks one)\n"
+"  -l, --listen ADDR       numeric IPv4 or IPv6 address to listen on;\n"
+"                          repeatable (default: all interfaces)\n"
+"  -t, --threads N         worker threads (default: online CPUs)\n"
+"  -b, --backlog N         listen backlog (default 1024)\n"
+"  -c, --max-conns N       connection limit (default: fd limit less a\n"
+"                          reserve)\n"
+"      --idle-timeout SECS close connections idle this long (default 0: off)\n"
+"      --write-timeout SECS close clients that read none of their pending\n"
+"                          output this long (default 0: off)\n"
+"      --high-water BYTES  stop reading a client whose pending output\n"
+"                          passes this (default 1M; K, M, G suffixes)\n"
+"      --low-water BYTES   resume reading at or below this (default 256K)\n"
+"      --grace SECS        shutdown flush period (default 5)\n"
+"      --reject-message TEXT  line sent to clients over the limit\n"
+"                          (default \"ERROR too many connections\")\n"
+"      --port-file FILE    write the bound port to FILE (for scripts)\n"
+"  -v, --verbose           more logging; repeatable\n"
+"  -q, --quiet             less logging\n"
+"  -h, --help              this text\n"
+"  -V, --version           the version\n"
+"\n"
+"SIGINT or SIGTERM: stop accepting, flush, exit 0; a second one exits at\n"
+"once.  SIGUSR1: log the statistics.\n", out);
+}
+
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* The option as the user spelled it, for error messages. */
+static void option_name(int c, char *buf, size_t len)
+{
+	for (const struct option *lo = long_options; lo->name; lo++)
+		if (lo->val == c) {
+			snprintf(buf, len, "--%s", lo->name);
+			return;
+		}
+	snprintf(buf, len, "-%c", c);
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_seconds(const char *s, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A byte count with an optional K, M or G suffix (powers of 1024). */
+static int parse_size(const char *s, size_t *out)
+{
+	unsigned long long v, mult = 1;
+	char *end;
+
+	if (*s == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': mult = 1ULL << 10; end++; break;
+	case 'm': case 'M': mult = 1ULL << 20; end++; break;
+	case 'g': case 'G': mult = 1ULL << 30; end++; break;
+	}
+	if (*end || v == 0 || v > (1ULL << 40) / mult)
+		return -1;
+	*out = (size_t)(v * mult);
+	return 0;
+}
+
+enum options_result options_parse(struct options *o, int argc, char **argv,
+    char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char name[32];
+	long v;
+	int c;
+
+	optind = 0;		/* reset getopt, so tests can parse repeatedly */
+	opterr = 0;		/* we print our own, uniform messages */
+	while ((c = getopt_long(argc, argv, short_options, long_options,
+	    NULL)) != -1) {
+		const char *arg = optarg;
+
+		option_name(c, name, sizeof(name));
+		switch (c) {
+		case 'p':
+			if (parse_long(arg, 0, 65535, &v))
+				goto bad_value;
+			o->port = (int)v;
+			break;
+		case 'l':
+			if (netaddr_parse(arg, 0, &ss, &sslen))
+				goto bad_value;
+			if (o->n_listen == OPTIONS_MAX_LISTEN) {
+				fail(err, errlen, "too many '--listen' "
+				    "addresses (at most %d)",
+				    OPTIONS_MAX_LISTEN);
+				return OPTIONS_ERROR;
+			}
+			o->listen[o->n_listen++] = arg;
+			break;
+		case 't':
+			if (parse_long(arg, 1, 1024, &v))
+				goto bad_value;
+			o->threads = (int)v;
+			break;
+		case 'b':
+			if (parse_long(arg, 1, INT_MAX, &v))
+				goto bad_value;
+			o->backlog = (int)v;
+			break;
+		case 'c':
+			if (parse_long(arg, 1, 100000000, &v))
+				goto bad_value;
+			o->max_conns = v;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			if (parse_seconds(arg, 86400 * 365, &o->idle_timeout))
+				goto bad_value;
+			break;
+		case OPT_WRITE_TIMEOUT:
+			if (parse_seconds(arg, 86400 * 365, &o->write_timeout))
+				goto bad_value;
+			break;
+		case OPT_GRACE:
+			if (parse_seconds(arg, 86400, &o->grace))
+				goto bad_value;
+			break;
+		case OPT_HIGH_WATER:
+			if (parse_size(arg, &o->high_water))
+				goto bad_value;
+			break;
+		case OPT_LOW_WATER:
+			if (parse_size(arg, &o->low_water))
+				goto bad_value;
+			break;
+		case OPT_PORT_FILE:
+			if (!*arg)
+				goto bad_value;
+			o->port_file = arg;
+			break;
+		case OPT_REJECT_MESSAGE:
+			o->reject_message = arg;
+			break;
+		case 'v':
+			if (o->log_level < LOG_DEBUG)
+				o->log_level++;
+			break;
+		case 'q':
+			if (o->log_level > LOG_ERROR)
+				o->log_level--;
+			break;
+		case 'h':
+			return OPTIONS_HELP;
+		case 'V':
+			return OPTIONS_VERSION;
+		case ':':
+			option_name(optopt, name, sizeof(name));
+			fail(err, errlen, "option '%s' needs a value",
+			    optopt ? name : argv[optind - 1]);
+			return OPTIONS_ERROR;
+		default:
+			if (optopt)
+				fail(err, errlen, "unknown option '-%c'",
+				    optopt);
+			else
+				fail(err, errlen, "unknown option '%s'",
+				    argv[optind - 1]);
+			return OPTIONS_ERROR;
+		}
+		continue;
+bad_value:
+		fail(err, errlen, "invalid value '%s' for option '%s'", arg,
+		    name);
+		return OPTIONS_ERROR;
+	}
+	if (optind < argc) {
+		fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return OPTIONS_ERROR;
+	}
+	if (o->low_water >= o->high_water) {
+		fail(err, errlen, "invalid value '%zu' for option "
+		    "'--low-water': must be below --high-water (%zu)",
+		    o->low_water, o->high_water);
+		return OPTIONS_ERROR;
+	}
+	return OPTIONS_OK;
+}

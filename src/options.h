@@ -1,0 +1,52 @@
+/*
+ * Command-line options of echoserver: their defaults, getopt_long parsing
+ * and validation.  Parsing never prints and never exits, so that it can be
+ * unit-tested; main() turns the result into output and an exit status.
+ */
+#ifndef OPTIONS_H
+#define OPTIONS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define OPTIONS_MAX_LISTEN 16
+
+struct options {
+	int port;
+	const char *listen[OPTIONS_MAX_LISTEN];	/* borrowed from argv */
+	int n_listen;		/* 0: all interfaces */
+	int threads;		/* workers */
+	int backlog;
+	long max_conns;		/* 0: derived from the fd limit */
+	double idle_timeout;	/* seconds; 0 is off */
+	double write_timeout;	/* write-stall timeout, seconds; 0 is off */
+	double grace;		/* shutdown flush period, seconds */
+	size_t high_water;	/* stop reading past this much output */
+	size_t low_water;	/* resume reading at or below this */
+	const char *port_file;	/* borrowed; NULL: none */
+	const char *reject_message;	/* borrowed; "" sends nothing */
+	int log_level;		/* enum log_level */
+};
+
+enum options_result {
+	OPTIONS_OK,
+	OPTIONS_HELP,		/* --help: print usage, exit 0 */
+	OPTIONS_VERSION,	/* --version: print version, exit 0 */
+	OPTIONS_ERROR,		/* @err says what; exit 64 */
+};
+
+/* Fills @o with the defaults. */
+void options_init(struct options *o);
+
+/*
+ * Parses @argv into @o (which keeps pointers into @argv, so @argv must
+ * outlive it).  On OPTIONS_ERROR, @err holds one lowercase line naming the
+ * option and the value, without a trailing newline.
+ */
+enum options_result options_parse(struct options *o, int argc, char **argv,
+    char *err, size_t errlen);
+
+/* Writes the usage text to @out. */
+void options_usage(FILE *out);
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * Server lifecycle: listeners, the connection limit, round-robin dispatch,
+ * signals and graceful shutdown.  See server.h for the design.
+ */
+#include "server.h"
+
+#include "listener.h"
+#include "log.h"
+#include "netaddr.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/*
+ * Descriptors kept back from the connection limit: stdio, the epoll fd and
+ * notify pipe of each worker, listeners with their reserves, the port file
+ * and a margin.
+ */
+#define SERVER_FD_RESERVE(threads) (32 + 3 * (threads))
+
+/* Raises the soft fd limit to the hard one and derives the default
+ * connection limit from it. */
+static long default_max_conns(int threads)
+{
+	struct rlimit rl;
+	long limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	limit = rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : (long)rl.rlim_cur;
+	limit -= SERVER_FD_RESERVE(threads);
+	return limit > 1 ? limit : 1;
+}
+
+/* Over the limit: say so in one line and close.  Best effort; the socket
+ * is new, so its send buffer is empty and the line fits. */
+static void server_reject(struct server *s, int fd)
+{
+	const char *msg = s->opts->reject_message;
+
+	stat_add(&s->lstats.rejected, 1);
+	if (*msg && send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT) <
+	    0)
+		log_debug("reject: %s", strerror(errno));
+	close(fd);
+}
+
+static void server_accept(int fd, void *arg)
+{
+	struct server *s = arg;
+	struct worker *w;
+	int rc;
+
+	if (atomic_load(&s->conns_now) >= s->max_conns) {
+		server_reject(s, fd);
+		return;
+	}
+	atomic_fetch_add(&s->conns_now, 1);
+	w = &s->workers[s->next_worker];
+	s->next_worker = (s->next_worker + 1) % s->n_workers;
+	rc = worker_dispatch(w, fd);
+	if (rc) {
+		stat_add(&s->lstats.dispatch_errors, 1);
+		log_warn("cannot hand a connection to worker %d: %s", w->id,
+		    strerror(-rc));
+		atomic_fetch_sub(&s->conns_now, 1);
+		close(fd);
+	}
+}
+
+static void server_log_stats(struct server *s, const char *when)
+{
+	struct worker_stats *ws[s->n_workers];
+
+	for (int i = 0; i < s->n_workers; i++)
+		ws[i] = &s->workers[i].stats;
+	stats_log(when, ws, s->n_workers, &s->lstats);
+}
+
+static void server_stop(struct server *s, int sig)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	log_info("received SIG%s: stopping; flushing clients for up to %g s",
+	    sigabbrev_np(sig), s->opts->grace);
+	/* Deleting the signal events restores the default action, so a
+	 * second signal ends the process at once. */
+	event_del(s->sig_int);
+	event_del(s->sig_term);
+	for (int i = 0; i < s->n_listeners; i++) {
+		listener_free(s->listeners[i]);
+		s->listeners[i] = NULL;
+	}
+	s->n_listeners = 0;
+	for (int i = 0; i < s->n_workers; i++)
+		if (worker_stop(&s->workers[i]))
+			log_error("cannot stop worker %d", i);
+	event_base_loopexit(s->base, NULL);
+}
+
+static void server_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+
+	if (sig == SIGUSR1)
+		server_log_stats(s, "now");
+	else
+		server_stop(s, (int)sig);
+}
+
+static int server_listen(struct server *s, const char *addr, int dual)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[NETADDR_STRLEN];
+	struct listener *l;
+
+	if (netaddr_parse(addr, (uint16_t)s->opts->port, &ss, &len))
+		return -1;	/* options_parse() checked it already */
+	l = listener_new(s->base, (struct sockaddr *)&ss, len, dual,
+	    s->opts->backlog, server_accept, s, &s->lstats);
+	if (!l) {
+		int err = errno;
+
+		netaddr_format((struct sockaddr *)&ss, text, sizeof(text));
+		if (dual && err == EAFNOSUPPORT)
+			return -EAFNOSUPPORT;
+		log_error("cannot listen on '%s': %s", text, strerror(err));
+		return -1;
+	}
+	s->listeners[s->n_listeners++] = l;
+	return 0;
+}
+
+static int server_listen_all(struct server *s)
+{
+	const struct options *o = s->opts;
+	int rc;
+
+	for (int i = 0; i < o->n_listen; i++)
+		if (server_listen(s, o->listen[i], 0))
+			return -1;
+	if (o->n_listen)
+		return 0;
+	/* All interfaces: one dual-stack socket, so that port 0 gives one
+	 * port; plain IPv4 where the kernel has no IPv6. */
+	rc = server_listen(s, "::", 1);
+	if (rc == -EAFNOSUPPORT)
+		rc = server_listen(s, "0.0.0.0", 0);
+	return rc;
+}
+
+int server_init(struct server *s, const struct options *o)
+{
+	struct event_config *ec;
+
+	memset(s, 0, sizeof(*s));
+	s->opts = o;
+	s->max_conns = default_max_conns(o->threads);
+	if (o->max_conns)
+		s->max_conns = o->max_conns;
+	s->wcfg = (struct worker_config){
+		.high_water = o->high_water,
+		.low_water = o->low_water,
+		.idle_timeout = o->idle_timeout,
+		.write_timeout = o->write_timeout,
+		.grace = o->grace,
+		.conns_now = &s->conns_now,
+	};
+
+	ec = event_config_new();
+	if (ec && !event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK))
+		s->base = event_base_new_with_config(ec);
+	if (ec)
+		event_config_free(ec);
+	if (!s->base) {
+		log_error("cannot create the main event loop");
+		return -1;
+	}
+	if (server_listen_all(s))
+		return -1;
+	s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
+	s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
+	s->sig_usr1 = evsignal_new(s->base, SIGUSR1, server_signal_cb, s);
+	if (!s->sig_int || !s->sig_term || !s->sig_usr1 ||
+	    event_add(s->sig_int, NULL) || event_add(s->sig_term, NULL) ||
+	    event_add(s->sig_usr1, NULL)) {
+		log_error("cannot set up signal handling");
+		return -1;
+	}
+
+	s->workers = xcalloc((size_t)o->threads, sizeof(*s->workers));
+	for (; s->n_workers < o->threads; s->n_workers++)
+		if (worker_init(&s->workers[s->n_workers], s->n_workers,
+		    &s->wcfg))
+			return -1;
+	return 0;
+}
+
+/* The port file appears atomically, so a reader never sees it half
+ * written. */
+static int write_port_file(const char *path, int port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		goto fail;
+	fprintf(f, "%d\n", port);
+	if (fclose(f) || rename(tmp, path))
+		goto fail;
+	return 0;
+fail:
+	log_error("cannot write port file '%s': %s", path, strerror(errno));
+	unlink(tmp);
+	return -1;
+}
+
+static void log_startup(struct server *s)
+{
+	char line[OPTIONS_MAX_LISTEN * (NETADDR_STRLEN + 1)] = "";
+	size_t n = 0;
+
+	for (int i = 0; i < s->n_listeners; i++) {
+		char addr[NETADDR_STRLEN];
+
+		listener_address(s->listeners[i], addr, sizeof(addr));
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
+		    i ? " " : "", addr);
+	}
+	log_info("echoserver %s listening on %s; %d workers; libevent %s "
+	    "(%s); max %ld connections", VERSION, line, s->n_workers,
+	    event_get_version(), event_base_get_method(s->base),
+	    s->max_conns);
+}
+
+int server_run(struct server *s)
+{
+	int rc = 0;
+
+	for (int i = 0; i < s->n_workers; i++) {
+		int err = worker_start(&s->workers[i]);
+
+		if (err) {
+			log_error("cannot start worker %d: %s", i,
+			    strerror(-err));
+			server_stop(s, SIGTERM);
+			rc = -1;
+			goto join;
+		}
+	}
+	if (s->opts->port_file && write_port_file(s->opts->port_file,
+	    listener_port(s->listeners[0]))) {
+		server_stop(s, SIGTERM);
+		rc = -1;
+		goto join;
+	}
+	log_startup(s);
+	if (event_base_dispatch(s->base) < 0) {
+		log_error("main event loop failed");
+		rc = -1;
+	}
+	server_stop(s, SIGTERM);	/* no-op after a signal */
+join:
+	for (int i = 0; i < s->n_workers; i++)
+		worker_join(&s->workers[i]);
+	server_log_stats(s, "at exit");
+	return rc;
+}
+
+void server_release(struct server *s)
+{
+	for (int i = 0; i < s->n_listeners; i++)
+		listener_free(s->listeners[i]);
+	for (int i = 0; i < s->n_workers; i++)
+		worker_release(&s->workers[i]);
+	free(s->workers);
+	if (s->sig_int)
+		event_free(s->sig_int);
+	if (s->sig_term)
+		event_free(s->sig_term);
+	if (s->sig_usr1)
+		event_free(s->sig_usr1);
+	if (s->base)
+		event_base_free(s->base);
+	memset(s, 0, sizeof(*s));
+}

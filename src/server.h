@@ -1,0 +1,59 @@
+/*
+ * The whole server: the main thread's event_base with its listeners and
+ * signals, and the worker threads it feeds round-robin.
+ *
+ * DESIGN
+ * Threads: the main thread runs server_run(), which accepts, applies the
+ * connection limit and dispatches; each worker runs its own loop
+ * (worker.h).  The only state shared with workers is the open-connection
+ * count (an atomic) and the statistics (single-writer counters, stats.h).
+ *
+ * Shutdown: the first SIGINT or SIGTERM closes the listeners and sends every
+ * worker a STOP item; each worker flushes its clients within the grace
+ * period and leaves its loop; the main thread joins them all.  The signal
+ * events are deleted first, which restores the default action, so a second
+ * signal ends the process at once.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include "options.h"
+#include "stats.h"
+#include "worker.h"
+
+#include <stdbool.h>
+
+struct event;
+struct event_base;
+struct listener;
+
+struct server {
+	const struct options *opts;	/* borrowed */
+	struct event_base *base;
+	struct listener *listeners[OPTIONS_MAX_LISTEN];
+	int n_listeners;
+	struct worker *workers;
+	int n_workers;
+	int next_worker;	/* round-robin cursor */
+	struct worker_config wcfg;
+	struct event *sig_int, *sig_term, *sig_usr1;
+	_Atomic long conns_now;
+	long max_conns;
+	struct listener_stats lstats;
+	bool stopping;
+};
+
+/*
+ * Binds every listener and prepares the workers, without starting them.
+ * @o is borrowed and must outlive @s.  Returns 0, or -1 after logging why.
+ */
+int server_init(struct server *s, const struct options *o);
+
+/* Starts the workers and serves until a signal stops the server; returns
+ * 0 after a clean shutdown, -1 on failure. */
+int server_run(struct server *s);
+
+/* Frees everything; every worker must have been joined. */
+void server_release(struct server *s);
+
+#endif
