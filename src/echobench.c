@@ -38,6 +38,7 @@ struct bench_options {
 	unsigned sources;
 	double duration;
 	double warmup;
+	double open_timeout;	/* < 0: scaled with the connection count */
 	long pid;
 	int json;
 	int quiet;
@@ -83,6 +84,8 @@ static void usage(FILE *f)
 "  -w, --warmup SECS     unmeasured time first (default 1; hold: time\n"
 "                        to settle before reading the server's RSS)\n"
 "  -t, --threads N       client threads (default 1)\n"
+"      --open-timeout SECS  give up on connections not open and echoing\n"
+"                        by then (default 30 plus 2 per 1000 connections)\n"
 "      --sources N       spread over source addresses 127.0.0.1..N\n"
 "                        (default: move on when one runs out of ports)\n"
 "      --pid PID         the server's pid: report its CPU per message\n"
@@ -148,7 +151,7 @@ static double parse_seconds(const char *opt, const char *val, double min)
 
 static void parse_options(int argc, char **argv, struct bench_options *o)
 {
-	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON };
+	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON, OPT_OPEN_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -159,6 +162,8 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "open-timeout", required_argument, NULL,
+		    OPT_OPEN_TIMEOUT },
 		{ "sources", required_argument, NULL, OPT_SOURCES },
 		{ "pid", required_argument, NULL, OPT_PID },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -181,6 +186,7 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 	o->threads = 1;
 	o->duration = 5;
 	o->warmup = 1;
+	o->open_timeout = -1;
 	o->pid = -1;
 	while ((ch = getopt_long(argc, argv, "m:a:p:c:s:D:d:w:t:qhV",
 	    longopts, NULL)) != -1) {
@@ -229,6 +235,10 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		case 't':
 			o->threads = parse_unsigned("--threads", optarg, 1,
 			    64, 0);
+			break;
+		case OPT_OPEN_TIMEOUT:
+			o->open_timeout = parse_seconds("--open-timeout",
+			    optarg, 1e-9);
 			break;
 		case OPT_SOURCES:
 			o->sources = parse_unsigned("--sources", optarg, 1,
@@ -279,6 +289,8 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		    "target, not '%s'\n", o->addr);
 		exit(EXIT_USAGE);
 	}
+	if (o->open_timeout < 0)
+		o->open_timeout = 30 + o->conns / 500.0;
 	if (o->threads > o->conns)
 		o->threads = o->conns;
 }
@@ -463,8 +475,9 @@ static void print_summary(const struct bench_options *o,
 {
 	uint64_t msgs = r->end.msgs - r->start.msgs;
 	uint64_t bytes = r->end.bytes - r->start.bytes;
-	double mps = (double)msgs / r->seconds;
-	double mbps = (double)bytes / r->seconds / 1e6;
+	double secs = r->seconds > 0 ? r->seconds : 1;
+	double mps = (double)msgs / secs;
+	double mbps = (double)bytes / secs / 1e6;
 	const struct histogram *h = &r->hist;
 	long rss_per_conn = -1;
 
@@ -593,7 +606,7 @@ int main(int argc, char **argv)
 		}
 
 	/* Open: wait for every connection's first echo, or its failure. */
-	run_phase(&o, lgs, "opening", t0 + 30 + o.conns / 500.0, 1);
+	run_phase(&o, lgs, "opening", t0 + o.open_timeout, 1);
 	sum_counters(lgs, o.threads, &fin);
 	r.opened = (unsigned)(fin.ready > o.conns ? o.conns : fin.ready);
 	r.open_seconds = now_s() - t0;
@@ -601,6 +614,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echobench: only %llu of %u connections "
 		    "echoed within %.0f s\n", (unsigned long long)fin.ready,
 		    o.conns, r.open_seconds);
+
+	/* With nothing to measure, go straight to the summary. */
+	if (fin.ready == 0)
+		interrupted = 1;
 
 	set_phase(LOADGEN_WARMUP);
 	run_phase(&o, lgs, "warm-up", now_s() + o.warmup, 0);
@@ -641,7 +658,7 @@ int main(int argc, char **argv)
 		loadgen_free(lgs[i]);
 	free(lgs);
 	free(tids);
-	if (interrupted)
+	if (interrupted && r.opened)
 		return 130;
 	return r.end.errors ? 1 : 0;
 }
