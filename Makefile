@@ -70,7 +70,7 @@ ECHOBENCH_OBJS = src/echobench.o src/loadgen.o src/histogram.o src/xalloc.o
 PROGRAMS = echoserver echobench
 LIBS =
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
-	tests/check_histogram
+	tests/check_histogram tests/check_echobench
 TEST_OBJS = tests/testutil.o
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
 
@@ -133,6 +133,7 @@ tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
 tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
 tests/check_histogram: tests/check_histogram.o tests/testutil.o \
 		src/histogram.o
+tests/check_echobench: tests/check_echobench.o tests/testutil.o | echobench
 $(TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
