@@ -611,10 +611,11 @@ EXPLAIN = """## What the figures mean
 - **MB/s**: echoed bytes per second in one direction, in 10^6 bytes; the
   server moves as much in the other. For iperf3 it is the mean of the two
   directions' received rates.
-- **latency**: from the moment a message is queued by the client to the
-  moment its last byte is back, from echobench's log-linear histogram
-  (within 1/128). With many connections and one message in flight each,
-  latency is mostly the time to serve everyone else once (Little's law).
+- **latency**: from the moment the client queues a message to the moment
+  its last byte is back, from echobench's log-linear histogram (within
+  1/128). With many connections and one message in flight each, latency
+  is mostly the time to serve every other connection once (Little's law),
+  so p99 measures how evenly a server takes turns.
 - **server CPU s/M**: the server's utime + stime (all threads, from
   /proc/PID/stat) over the measured window, per million messages.
 - **RSS per connection**: the growth of the server's VmRSS from before
@@ -622,17 +623,67 @@ EXPLAIN = """## What the figures mean
   64-byte message and settled for a second, divided by the connections.
 - Every byte echoed is checked against what was sent; a run with any
   mismatch, early close or missing echo is listed as failed.
-- redis-benchmark sends `*2\\r\\n$4\\r\\nECHO\\r\\n$7\\r\\npayload\\r\\n`; an echo
-  server returns the same bytes, which parse as a valid RESP reply (an
-  array of two bulk strings), so the request counts as answered. It does
-  not check the content. Its `-t ping` fails on an echo server: the inline
-  `PING\\r\\n` comes back as `PING\\r\\n`, which is not RESP ("Protocol
-  error, got "P" as reply type byte").
 
-To reproduce: `make bench` (about 15 minutes; `make bench BENCH_QUICK=1`
-takes under 2). `make bench BENCH_ARGS='--servers echoserver,uvloop
---scenarios pp64_c1000 --reps 5'` runs a subset; `BENCH_ARGS=--no-pin`
-lets the scheduler place client and server.
+## The servers
+
+- **echoserver**: this project, `./echoserver -l 127.0.0.1 -p 0 -t 2`.
+- **plain bufferevent echo** (`bench/peer_bufferevent.c`): one thread,
+  one event_base, a socket bufferevent per connection whose read callback
+  moves input to output: what most libevent users write first.
+- **seed design** (`bench/peer_seed.c`): the seed project's original
+  shape, a thread with its own event_base and a blocking dispatch per
+  connection. It needs two fds per connection (socket and epoll set), so
+  it cannot reach 10,000 connections under the 20,000-fd limit, and its
+  accepting thread competes with every connection thread for the core.
+- **Go net** (`bench/peer_go.go`): a goroutine per connection running
+  `io.Copy(c, c)`; built with `go build` into a temporary directory.
+- **Node net** (`bench/peer_node.js`): `socket.pipe(socket)`.
+- **Python asyncio + uvloop** (`bench/peer_uvloop.py`): a Protocol whose
+  `data_received` writes straight back, as in uvloop's own benchmarks.
+- **iperf3 --bidir**: `iperf3 -c 127.0.0.1 --bidir`, one stream each way,
+  as the loopback reference for bulk. On this machine it is not a
+  ceiling: iperf3 serves both directions from one thread with 128 KiB
+  writes, and the fast echo servers move more per direction.
+
+## redis-benchmark as a second client
+
+`redis-benchmark -h 127.0.0.1 -p PORT -c 50 -n 200000 --csv ECHO payload`
+works against any echo server: it sends
+`*2\\r\\n$4\\r\\nECHO\\r\\n$7\\r\\npayload\\r\\n`, gets the same
+bytes back, and these parse as a valid RESP reply (an array of two bulk
+strings), so the request counts as answered. It does not check the
+content. Its start-up `CONFIG GET save` comes back as an array too, which
+it takes for the setting (it prints `host configuration "save": GET`).
+`-t set,get,ping_mbulk` work the same way, but `-t ping`
+stops at once: the inline `PING\\r\\n` comes back as `PING\\r\\n`, which
+is not RESP (`Error: Protocol error, got "P" as reply type byte`).
+
+## echobench
+
+`echobench` is built and installed with the server. It drives any TCP
+echo server over plain epoll and checks every byte that comes back:
+
+    echobench -p 5555 -c 1000                  # ping-pong, 64 B, 1 in flight
+    echobench -p 5555 -c 10 -s 64 -D 64        # pipelined, depth 64
+    echobench -p 5555 -m bulk -c 10            # 64 KiB, 256 KiB in flight
+    echobench -p 5555 -m churn -c 16           # connect, echo, close
+    echobench -p 5555 -m hold -c 19000 --pid $(pidof echoserver)
+
+`--pid` adds the server's CPU per message and RSS per connection from
+/proc; `--json` prints the summary as one JSON object; `-t N` spreads the
+connections over N client threads. It raises its fd limit to the hard
+limit, and when one source address runs out of ports it moves on to
+127.0.0.2 and up (`--sources N` spreads over N from the start). The exit
+status is 0 when every byte came back, 1 on any error, 64 on a bad option.
+
+## Reproducing
+
+`make bench` runs everything (about 20 minutes) and rewrites this file;
+`make bench BENCH_QUICK=1` runs three scenarios in under 2 minutes and
+writes to tests/tmp/bench/ instead. `make bench BENCH_ARGS='--servers
+echoserver,uvloop --scenarios pp64_c1000 --reps 5'` runs a subset;
+`BENCH_ARGS=--no-pin` lets the scheduler place client and server. Both
+take /tmp/echoserver-bench.lock, so only one benchmark runs at a time.
 """
 
 
