@@ -174,9 +174,12 @@ def start_server(srv, tmp, pin):
             if not chunk:
                 break
             buf += chunk
-            for line in buf.decode(errors='replace').splitlines():
-                if line.startswith('port '):
-                    port = int(line.split()[1])
+            # Only whole lines: the number may still be on its way.
+            for line in buf.decode(errors='replace').split('\n')[:-1]:
+                words = line.split()
+                if len(words) == 2 and words[0] == 'port' and \
+                        words[1].isdigit():
+                    port = int(words[1])
     if port is None:
         Running(proc, 0).stop()
         raise RuntimeError('did not start (see %s.log)' % srv.key)
@@ -753,13 +756,16 @@ def main():
                     else:
                         try:
                             run = start_server(srv, tmp, pin)
-                        except RuntimeError as e:
-                            res = dict(failure=str(e))
+                        except Exception as e:  # one bad run, not all
+                            res = dict(failure='start: %s' % e)
                         else:
                             try:
                                 res = (run_redis(args, run, pin)
                                        if sc.get('redis') else
                                        run_echobench(args, sc, run, pin))
+                            except Exception as e:
+                                res = dict(failure='%s: %s' % (
+                                    type(e).__name__, e))
                             finally:
                                 run.stop()
                     results.setdefault(sc['key'], {}).setdefault(

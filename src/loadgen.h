@@ -71,6 +71,9 @@ void loadgen_pattern_init(void);
  */
 struct loadgen *loadgen_new(const struct loadgen_config *config,
     unsigned nconns, unsigned first_id);
+
+/* Closes every connection of @lg (taken; its thread must have returned)
+ * and frees it.  NULL is a no-op. */
 void loadgen_free(struct loadgen *lg);
 
 /*
