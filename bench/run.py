@@ -447,16 +447,16 @@ def report(args, info, scs, servers, results, load):
     w('## echoserver against the plain bufferevent echo\n')
     w('| scenario | echoserver | plain bufferevent | ratio | target |')
     w('|---|---|---|---|---|')
-    pp = 'pp64_c1000'
-    es, be = med(R(pp, 'echoserver'), 'msgs_per_sec'), \
-        med(R(pp, 'bufferevent'), 'msgs_per_sec')
-    w('| ping-pong 64 B × 1000, msgs/s | %s | %s | %s | ≥ 1.6× |' % (
-        fmt_num(es), fmt_num(be), fmt_ratio(ratio(es, be))))
-    bk = 'bulk64k_c10'
-    es, be = med(R(bk, 'echoserver'), 'mb_per_sec'), \
-        med(R(bk, 'bufferevent'), 'mb_per_sec')
-    w('| bulk 64 KiB × 10, MB/s | %s | %s | %s | ≥ 15× |' % (
-        fmt_num(es, 1), fmt_num(be, 1), fmt_ratio(ratio(es, be))))
+    pp, bk = 'pp64_c1000', 'bulk64k_c10'
+    for sc, name, target in ((pp, 'ping-pong 64 B × 1000', '≥ 1.6×'),
+                             (bk, 'bulk 64 KiB × 10', '≥ 15×')):
+        for field, unit, digits in (('msgs_per_sec', 'msgs/s', 0),
+                                    ('mb_per_sec', 'MB/s', 1)):
+            es = med(R(sc, 'echoserver'), field)
+            be = med(R(sc, 'bufferevent'), field)
+            w('| %s, %s | %s | %s | %s | %s |' % (
+                name, unit, fmt_num(es, digits), fmt_num(be, digits),
+                fmt_ratio(ratio(es, be)), target))
     hk = [s['key'] for s in scs if s.get('hold')]
     if hk:
         es = med(R(hk[0], 'echoserver'), 'rss_per_conn')
@@ -705,7 +705,13 @@ def main():
     ap.add_argument('--echoserver-threads', type=int, default=2)
     ap.add_argument('--out', help='directory for benchmarks.md and PNGs '
                     '(default docs/, or tests/tmp/bench/ with --quick)')
+    ap.add_argument('--render', metavar='JSON',
+                    help='only rewrite the report from a saved '
+                    'benchmarks.json')
     args = ap.parse_args()
+    if args.render:
+        render(args)
+        return
     if args.reps is None:
         args.reps = 3
     if args.duration is None:
@@ -781,28 +787,64 @@ def main():
                             if sc.get('hold') else '')))
         load = ('%.2f' % load0, '%.2f' % os.getloadavg()[0])
         info = machine_info(args)
-        md = report(args, info, scs, servers, results, load)
-        pngs = plots(args, scs, [s for s in servers if not s.missing],
-                     results, outdir)
-        if pngs:
-            md += '\n## Figures\n\n' + ''.join(
-                '![%s](%s)\n\n' % (os.path.basename(p), os.path.basename(p))
-                for p in pngs)
-        md += '\n' + EXPLAIN
-        path = os.path.join(outdir, 'benchmarks.md')
-        with open(path, 'w') as f:
-            f.write(md)
+        saved = dict(info=info, results=results, load=load,
+                     servers=[[s.key, s.label] for s in live], scenarios=scs,
+                     args=dict(quick=args.quick, reps=args.reps,
+                               duration=args.duration, warmup=args.warmup,
+                               no_pin=args.no_pin))
         with open(os.path.join(outdir, 'benchmarks.json'), 'w') as f:
-            json.dump(dict(info=info, results=results), f, indent=1)
-        # Print the two headline tables.
-        head = md.split('## Overview')[0]
-        log('\n## echoserver against' +
-            head.split('## echoserver against', 1)[1])
-        log('wrote %s%s in %.0f s' % (
-            path, ''.join(' and ' + p for p in pngs),
-            time.monotonic() - started))
+            json.dump(saved, f, indent=1)
+        write_report(args, saved, outdir)
+        log('in %.0f s' % (time.monotonic() - started))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_report(args, saved, outdir):
+    """benchmarks.md and the PNGs in outdir, from saved results."""
+    os.makedirs(outdir, exist_ok=True)
+    servers = [Server(k, label, None) for k, label in saved['servers']]
+    scs, results = saved['scenarios'], saved['results']
+    md = report(args, saved['info'], scs, servers, results,
+                tuple(saved['load']))
+    pngs = plots(args, scs, servers, results, outdir)
+    if pngs:
+        md += '\n## Figures\n\n' + ''.join(
+            '![%s](%s)\n\n' % (os.path.basename(p), os.path.basename(p))
+            for p in pngs)
+    md += '\n' + EXPLAIN
+    path = os.path.join(outdir, 'benchmarks.md')
+    with open(path, 'w') as f:
+        f.write(md)
+    # Print the two headline tables.
+    head = md.split('## Overview')[0]
+    log('\n## echoserver against' +
+        head.split('## echoserver against', 1)[1])
+    log('wrote %s%s' % (path, ''.join(' and ' + p for p in pngs)))
+
+
+DEFAULT_LABELS = [
+    ['echoserver', 'echoserver (-t 2)'],
+    ['bufferevent', 'plain bufferevent echo'],
+    ['seed', 'seed design (thread + base per conn)'],
+    ['go', 'Go net'], ['node', 'Node net'],
+    ['uvloop', 'Python asyncio + uvloop']]
+
+
+def render(args):
+    with open(args.render) as f:
+        saved = json.load(f)
+    res = saved['results']
+    present = {k for runs in res.values() for k in runs}
+    saved.setdefault('servers', [l for l in DEFAULT_LABELS
+                                 if l[0] in present])
+    saved.setdefault('scenarios', [sc for sc in scenarios(args.quick)
+                                   if sc['key'] in res])
+    saved.setdefault('load', ['?', '?'])
+    for k, v in saved.get('args', {}).items():
+        setattr(args, k, v)
+    write_report(args, saved, args.out or
+                 os.path.dirname(os.path.abspath(args.render)))
 
 
 if __name__ == '__main__':
