@@ -1,15 +1,36 @@
 // Bench peer: the echo server a Go programmer would write with the
-// standard library's net package: a goroutine per connection running
-// io.Copy(conn, conn), on as many OS threads as GOMAXPROCS allows.
+// standard library's net package: a goroutine per connection copying what
+// it reads back to the client, on as many OS threads as GOMAXPROCS allows.
+//
+// It copies through a 32 KiB buffer, as io.Copy does when it cannot
+// splice.  io.Copy(c, c) itself splices through a pipe held for the
+// connection's life: three fds per connection, which stops it near 6,600
+// connections under this machine's 20,000-fd limit.
+//
 // Usage: peer_go PORT (0 picks a free port); prints "port N" on stdout.
 package main
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 )
+
+func echo(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
 
 func main() {
 	if len(os.Args) != 2 {
@@ -27,9 +48,6 @@ func main() {
 		if err != nil {
 			continue
 		}
-		go func(c net.Conn) {
-			io.Copy(c, c)
-			c.Close()
-		}(c)
+		go echo(c)
 	}
 }

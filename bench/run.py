@@ -153,6 +153,19 @@ def start_server(srv, tmp, pin):
     with open(os.path.join(tmp, srv.key + '.log'), 'ab') as errlog:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=errlog, stdin=subprocess.DEVNULL)
+    try:
+        port = wait_port(srv, proc, pf)
+    except BaseException:
+        Running(proc, 0).stop()
+        raise
+    if port is None:
+        Running(proc, 0).stop()
+        raise RuntimeError('did not start (see %s.log)' % srv.key)
+    return Running(proc, port)
+
+
+def wait_port(srv, proc, pf):
+    """The port srv's proc prints or writes to pf; None if it does not."""
     deadline = time.monotonic() + 15
     port = None
     buf = b''
@@ -180,10 +193,7 @@ def start_server(srv, tmp, pin):
                 if len(words) == 2 and words[0] == 'port' and \
                         words[1].isdigit():
                     port = int(words[1])
-    if port is None:
-        Running(proc, 0).stop()
-        raise RuntimeError('did not start (see %s.log)' % srv.key)
-    return Running(proc, port)
+    return port
 
 
 # --- scenarios -------------------------------------------------------------
@@ -635,11 +645,16 @@ EXPLAIN = """## What the figures mean
   moves input to output: what most libevent users write first.
 - **seed design** (`bench/peer_seed.c`): the seed project's original
   shape, a thread with its own event_base and a blocking dispatch per
-  connection. It needs two fds per connection (socket and epoll set), so
-  it cannot reach 10,000 connections under the 20,000-fd limit, and its
-  accepting thread competes with every connection thread for the core.
-- **Go net** (`bench/peer_go.go`): a goroutine per connection running
-  `io.Copy(c, c)`; built with `go build` into a temporary directory.
+  connection. Each connection costs four fds (the socket, the base's
+  epoll set and libevent's signal socketpair), so near 5,000 connections
+  the fds run out, libevent's `evsig_init_` fails with `[err]`, and the
+  whole process exits: every connection is lost. Its accepting thread
+  also competes with every connection thread for the core.
+- **Go net** (`bench/peer_go.go`): a goroutine per connection copying
+  through a 32 KiB buffer; built with `go build` into a temporary
+  directory. Not `io.Copy(c, c)`: on Linux that splices through a pipe
+  held for the connection's life, three fds per connection, which stops
+  it near 6,600 connections under the 20,000-fd limit.
 - **Node net** (`bench/peer_node.js`): `socket.pipe(socket)`.
 - **Python asyncio + uvloop** (`bench/peer_uvloop.py`): a Protocol whose
   `data_received` writes straight back, as in uvloop's own benchmarks.

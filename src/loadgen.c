@@ -71,6 +71,7 @@ struct loadgen {
 	unsigned opening;	/* started, not ready, not dead */
 	unsigned source;	/* current source address index, see cfg */
 	unsigned reported;	/* error lines printed */
+	int phase;		/* as seen at the top of this loop turn */
 	unsigned char *buf;
 	struct histogram hist;
 	struct loadgen_counters mine;	/* the thread's working copy */
@@ -271,14 +272,41 @@ static void lg_queue(struct loadgen *lg, struct lg_conn *c, uint64_t n,
 	}
 }
 
+/*
+ * How many messages @c should have in flight now.  A connection sends one
+ * first message and nothing more while the connections are opening, so
+ * that a server accepts them without also serving their traffic; from
+ * the warm-up on, ping-pong and bulk keep depth in flight.  Churn and hold
+ * send one message per connection.
+ */
+static uint64_t lg_target(const struct loadgen *lg, const struct lg_conn *c)
+{
+	if (lg->phase >= LOADGEN_DRAIN)
+		return 0;
+	if (lg->cfg->mode == LOADGEN_CHURN || lg->cfg->mode == LOADGEN_HOLD ||
+	    lg->phase == LOADGEN_OPENING)
+		return c->want == 0;
+	return lg->cfg->depth;
+}
+
+/* Tops @c up to its target in flight and writes; 0, or -1 if @c failed. */
+static int lg_top_up(struct loadgen *lg, struct lg_conn *c, uint64_t now)
+{
+	unsigned size = lg->cfg->size;
+	uint64_t target = lg_target(lg, c);
+	uint64_t inflight = c->want / size - c->recvd / size;
+
+	if (inflight < target)
+		lg_queue(lg, c, target - inflight, now);
+	return lg_flush(lg, c);
+}
+
 static int lg_connected(struct loadgen *lg, struct lg_conn *c, uint64_t now)
 {
 	c->state = LG_OPEN;
 	lg->mine.open++;
 	lg_set_events(lg, c, EPOLL_CTL_MOD, EPOLLIN);
-	lg_queue(lg, c, lg->cfg->mode == LOADGEN_PINGPONG ||
-	    lg->cfg->mode == LOADGEN_BULK ? lg->cfg->depth : 1, now);
-	return lg_flush(lg, c);
+	return lg_top_up(lg, c, now);
 }
 
 /*
@@ -386,13 +414,13 @@ static void lg_churn_next(struct loadgen *lg, struct lg_conn *c,
 	lg_close(lg, c);
 	c->state = LG_IDLE;
 	c->pat_start = (c->pat_start + 7919u) % PATTERN_PERIOD;
-	if (lg_phase(lg) < LOADGEN_DRAIN)
+	if (lg->phase < LOADGEN_DRAIN)
 		lg_connect(lg, c, now);
 }
 
 /* Checks and accounts @n bytes echoed on @c; 0, or -1 if @c failed. */
 static int lg_consume(struct loadgen *lg, struct lg_conn *c,
-    const unsigned char *got, size_t n, uint64_t now, int phase)
+    const unsigned char *got, size_t n, uint64_t now)
 {
 	unsigned size = lg->cfg->size, depth = lg->cfg->depth;
 	uint64_t outstanding = c->sent - c->recvd, first, last, m;
@@ -419,29 +447,26 @@ static int lg_consume(struct loadgen *lg, struct lg_conn *c,
 		lg->opening--;
 	}
 	if (lg->cfg->mode == LOADGEN_CHURN) {
-		if (phase == LOADGEN_MEASURE)
+		if (lg->phase == LOADGEN_MEASURE)
 			histogram_record(&lg->hist, now - c->started);
 		lg_churn_next(lg, c, now);
 		return -1;
 	}
-	if (phase == LOADGEN_MEASURE)
+	if (lg->phase == LOADGEN_MEASURE)
 		for (m = first; m < last; m++)
 			histogram_record(&lg->hist,
 			    now - c->stamps[m % depth]);
-	if (lg->cfg->mode == LOADGEN_HOLD || phase >= LOADGEN_DRAIN)
-		return 0;
-	lg_queue(lg, c, last - first, now);
-	return lg_flush(lg, c);
+	return lg_top_up(lg, c, now);
 }
 
-static void lg_readable(struct loadgen *lg, struct lg_conn *c, int phase)
+static void lg_readable(struct loadgen *lg, struct lg_conn *c)
 {
 	for (;;) {
 		ssize_t n = read(c->fd, lg->buf, READ_BUF_SIZE);
 
 		if (n > 0) {
-			if (lg_consume(lg, c, lg->buf, (size_t)n, now_ns(),
-			    phase) < 0)
+			if (lg_consume(lg, c, lg->buf, (size_t)n,
+			    now_ns()) < 0)
 				return;
 			if (n < READ_BUF_SIZE)
 				return;
@@ -459,8 +484,7 @@ static void lg_readable(struct loadgen *lg, struct lg_conn *c, int phase)
 	}
 }
 
-static void lg_event(struct loadgen *lg, struct lg_conn *c, uint32_t events,
-    int phase)
+static void lg_event(struct loadgen *lg, struct lg_conn *c, uint32_t events)
 {
 	if (c->state == LG_CONNECTING) {
 		lg_connect_done(lg, c, now_ns());
@@ -469,7 +493,7 @@ static void lg_event(struct loadgen *lg, struct lg_conn *c, uint32_t events,
 	if (c->state != LG_OPEN)
 		return;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		lg_readable(lg, c, phase);
+		lg_readable(lg, c);
 		if (c->state != LG_OPEN)
 			return;
 	}
@@ -524,6 +548,19 @@ static void lg_drain_timeout(struct loadgen *lg)
 	}
 }
 
+/* The connections opened idle; from the warm-up on they get busy. */
+static void lg_start_traffic(struct loadgen *lg)
+{
+	uint64_t now = now_ns();
+	unsigned i;
+
+	if (lg->phase == LOADGEN_OPENING || lg->phase >= LOADGEN_DRAIN)
+		return;
+	for (i = 0; i < lg->nconns; i++)
+		if (lg->conns[i].state == LG_OPEN)
+			lg_top_up(lg, &lg->conns[i], now);
+}
+
 void *loadgen_run(void *arg)
 {
 	struct loadgen *lg = arg;
@@ -540,6 +577,10 @@ void *loadgen_run(void *arg)
 	for (;;) {
 		int phase = lg_phase(lg), n;
 
+		if (phase != lg->phase) {
+			lg->phase = phase;
+			lg_start_traffic(lg);
+		}
 		if (phase < LOADGEN_DRAIN)
 			lg_open_more(lg);
 		else if (!drain_deadline)
@@ -561,7 +602,7 @@ void *loadgen_run(void *arg)
 			abort();
 		}
 		for (i = 0; (int)i < n; i++)
-			lg_event(lg, evs[i].data.ptr, evs[i].events, phase);
+			lg_event(lg, evs[i].data.ptr, evs[i].events);
 	}
 	for (i = 0; i < lg->nconns; i++)
 		lg_close(lg, &lg->conns[i]);

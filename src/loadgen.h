@@ -28,7 +28,8 @@ enum loadgen_mode {
 
 /* Moved forward by the main thread only. */
 enum loadgen_phase {
-	LOADGEN_OPENING,	/* connecting; nothing is recorded */
+	LOADGEN_OPENING,	/* connecting: each connection echoes one
+				 * message, then waits */
 	LOADGEN_WARMUP,		/* running; nothing is recorded */
 	LOADGEN_MEASURE,	/* latencies are recorded */
 	LOADGEN_DRAIN,		/* no new messages; wait for echoes, close */
