@@ -110,22 +110,24 @@ static unsigned parse_unsigned(const char *opt, const char *val,
     unsigned long long min, unsigned long long max, int suffixes)
 {
 	char *end;
-	unsigned long long v;
+	unsigned long long v, unit = 1;
 	char why[96];
 
 	errno = 0;
-	if (*val == '-' || *val == '\0')
-		v = 0, end = (char *)val;
-	else
+	end = (char *)val;
+	v = 0;
+	/* strtoull would take "-1" as a huge number. */
+	if (*val != '-')
 		v = strtoull(val, &end, 10);
 	if (end == val || errno)
 		bad_value(opt, val, "not a number");
 	if (suffixes && (*end == 'k' || *end == 'K'))
-		v *= 1024, end++;
+		unit = 1024, end++;
 	else if (suffixes && (*end == 'm' || *end == 'M'))
-		v *= 1024 * 1024, end++;
+		unit = 1024 * 1024, end++;
 	if (*end != '\0')
 		bad_value(opt, val, "not a number");
+	v = v > max / unit ? max + 1 : v * unit;
 	if (v < min || v > max) {
 		snprintf(why, sizeof(why), "must be from %llu to %llu", min,
 		    max);
