@@ -429,7 +429,8 @@ def ratio(a, b):
 
 
 def fmt_ratio(r):
-    return '–' if r is None else '%.2f×' % r
+    # Three decimals, so that 1.247× is not shown as a met 1.25×.
+    return '–' if r is None else '%.3f×' % r
 
 
 def report(args, info, scs, servers, results, load):
