@@ -268,6 +268,29 @@ int test_server_stop(struct test_server *ts, int sig)
 	return status;
 }
 
+int test_server_wait(struct test_server *ts, uint64_t deadline)
+{
+	int status;
+
+	while (ts->pid > 0 && now_ms() < deadline) {
+		if (waitpid(ts->pid, &status, WNOHANG) == ts->pid) {
+			ts->pid = 0;
+			return status;
+		}
+		poll(NULL, 0, 5);	/* a poll interval, bounded by deadline */
+	}
+	return -1;
+}
+
+void test_server_cleanup(struct test_server *ts)
+{
+	if (!ts->dir[0])
+		return;
+	unlink(ts->log_path);
+	rmdir(ts->dir);
+	ts->dir[0] = '\0';
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");

@@ -67,6 +67,13 @@ void test_server_start(struct test_server *ts, const char *const *args);
 /* Sends @sig and reaps; returns the wait status.  Idempotent. */
 int test_server_stop(struct test_server *ts, int sig);
 
+/* Waits until @deadline for the server to exit by itself; returns the
+ * wait status, or -1 if it is still running. */
+int test_server_wait(struct test_server *ts, uint64_t deadline);
+
+/* Removes the server's temp dir and log; call after test_server_stop(). */
+void test_server_cleanup(struct test_server *ts);
+
 /* Reads the server's stderr so far; caller frees. */
 char *test_server_log(const struct test_server *ts);
 
