@@ -66,8 +66,10 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/xalloc.o \
 
 PROGRAMS = echoserver
 LIBS =
-TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver
-TEST_OBJS = tests/testutil.o
+TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
+	tests/check_hardening
+TEST_OBJS = tests/testutil.o tests/faults.o
+TEST_PROGRAMS = tests/echoserver-faults
 BENCH_PEERS = bench/peer_bufferevent
 
 ALL_OBJS = $(SERVER_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
@@ -123,13 +125,23 @@ tests/check_conn_queue: tests/check_conn_queue.o tests/testutil.o \
 tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
 		src/log.o src/xalloc.o src/netaddr.o
 tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
+tests/check_hardening: tests/check_hardening.o tests/testutil.o
 $(TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS)
 
+# The server's own objects with chosen calls made to fail (tests/faults.c).
+FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
+	-Wl,--wrap=conn_queue_item_new -Wl,--wrap=write
+tests/echoserver-faults: $(SERVER_OBJS) tests/faults.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
+		$(LIBEVENT_LIBS)
+
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
-check: all $(TESTS)
+INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening
+
+check: all $(TESTS) $(TEST_PROGRAMS)
 	@failed=0; for t in $(TESTS); do \
 		echo "== $$t"; \
 		ECHOSERVER=./echoserver ./$$t || failed=1; \
@@ -137,11 +149,16 @@ check: all $(TESTS)
 
 # Integration suite only, with the server under valgrind memcheck.  Any
 # error makes the server exit 99, which the tests see as a failure.
+VALGRIND_SCALE = 0.1
 VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-check-valgrind: all tests/check_echoserver
-	TEST_SCALE=0.05 TEST_WRAPPER="$(VALGRIND)" CK_TIMEOUT_MULTIPLIER=10 \
-		ECHOSERVER=./echoserver ./tests/check_echoserver
+check-valgrind: all $(INTEGRATION_TESTS) $(TEST_PROGRAMS)
+	@failed=0; for t in $(INTEGRATION_TESTS); do \
+		echo "== $$t under valgrind"; \
+		TEST_SCALE=$(VALGRIND_SCALE) TEST_WRAPPER="$(VALGRIND)" \
+		CK_TIMEOUT_MULTIPLIER=10 ECHOSERVER=./echoserver ./$$t || \
+		failed=1; \
+	done; exit $$failed
 
 # --- running and benchmarking ------------------------------------------------
 
@@ -166,7 +183,8 @@ configure: configure.ac
 	$(QUIET_GEN)autoreconf -fi && rm -rf autom4te.cache
 
 clean:
-	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(BENCH_PEERS) BUILD-FLAGS \
+	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
+		BUILD-FLAGS \
 		$(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp
 

@@ -316,7 +316,8 @@ START_TEST(test_backpressure_bounds_memory_of_a_client_that_never_reads)
 	/* The server stopped reading long before 256 MiB: what it holds is
 	 * the high-water mark plus one read, beside the kernel's buffers. */
 	ck_assert_msg(hog.sent < hog.total, "server buffered all 256 MiB");
-	ck_assert_msg(rss_after - rss_before < 16 * 1024,
+	ck_assert_msg(!rss_is_meaningful() ||
+	    rss_after - rss_before < 16 * 1024,
 	    "RSS grew by %ld KiB while a client did not read",
 	    rss_after - rss_before);
 

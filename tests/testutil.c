@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -129,6 +131,16 @@ int wait_eof(int fd, uint64_t deadline)
 	}
 }
 
+int rss_is_meaningful(void)
+{
+	const char *w = getenv("TEST_WRAPPER");
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return 0;
+#endif
+	return !(w && *w);
+}
+
 long proc_rss_kib(pid_t pid)
 {
 	char path[64], line[256];
@@ -146,6 +158,46 @@ long proc_rss_kib(pid_t pid)
 	return kib;
 }
 
+double proc_cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long utime, stime;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields 14 and 15, counted after the parenthesised command. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+	    "%*u %lu %lu", &utime, &stime) != 2)
+		return -1;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+int proc_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
 void fill_random(uint64_t *state, void *buf, size_t len)
 {
 	unsigned char *p = buf;
@@ -161,10 +213,14 @@ void fill_random(uint64_t *state, void *buf, size_t len)
 	*state = x;
 }
 
+static const char *server_path_override;
+
 static const char *server_path(void)
 {
 	const char *p = getenv("ECHOSERVER");
 
+	if (server_path_override)
+		return server_path_override;
 	return p ? p : "./echoserver";
 }
 
@@ -193,7 +249,7 @@ static char **build_argv(const char *const *fixed, const char *const *args)
 	return argv;
 }
 
-static pid_t spawn(char **argv, const char *err_path)
+static pid_t spawn(char **argv, const char *err_path, long nofile)
 {
 	pid_t pid = fork();
 
@@ -201,8 +257,11 @@ static pid_t spawn(char **argv, const char *err_path)
 	if (pid == 0) {
 		int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		int null = open("/dev/null", O_RDWR);
+		struct rlimit rl = { (rlim_t)nofile, (rlim_t)nofile };
 
 		if (fd < 0 || null < 0)
+			_exit(127);
+		if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &rl))
 			_exit(127);
 		dup2(null, 0);
 		dup2(null, 1);
@@ -215,6 +274,12 @@ static pid_t spawn(char **argv, const char *err_path)
 
 void test_server_start(struct test_server *ts, const char *const *args)
 {
+	test_server_start_ex(ts, args, NULL, 0);
+}
+
+void test_server_start_ex(struct test_server *ts, const char *const *args,
+    const char *path, long nofile)
+{
 	char port_path[128];
 	uint64_t deadline;
 	const char *fixed[] = { "-l", "127.0.0.1", "-p", "0", "--port-file",
@@ -226,7 +291,9 @@ void test_server_start(struct test_server *ts, const char *const *args)
 	snprintf(port_path, sizeof(port_path), "%s/port", ts->dir);
 	snprintf(ts->log_path, sizeof(ts->log_path), "%s/stderr", ts->dir);
 
-	ts->pid = spawn(build_argv(fixed, args), ts->log_path);
+	server_path_override = path;
+	ts->pid = spawn(build_argv(fixed, args), ts->log_path, nofile);
+	server_path_override = NULL;
 
 	/* The server writes the port file atomically (rename) once it
 	 * listens; valgrind start-up is slow, hence the long deadline. */
@@ -318,6 +385,21 @@ char *test_server_log(const struct test_server *ts)
 	return slurp(ts->log_path);
 }
 
+int test_server_log_wait(const struct test_server *ts, const char *needle,
+    uint64_t deadline)
+{
+	do {
+		char *log = test_server_log(ts);
+		int found = strstr(log, needle) != NULL;
+
+		free(log);
+		if (found)
+			return 1;
+		poll(NULL, 0, 10);	/* a poll interval, bounded by deadline */
+	} while (now_ms() < deadline);
+	return 0;
+}
+
 int run_echoserver(const char *const *args, char **err)
 {
 	char dir[] = "/tmp/echoserver-run.XXXXXX", path[64];
@@ -326,7 +408,7 @@ int run_echoserver(const char *const *args, char **err)
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/stderr", dir);
-	pid = spawn(build_argv(NULL, args), path);
+	pid = spawn(build_argv(NULL, args), path, 0);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	*err = slurp(path);

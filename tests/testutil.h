@@ -43,8 +43,22 @@ size_t read_exact(int fd, void *buf, size_t len, uint64_t deadline);
 /* True once @fd reads EOF before @deadline (discarding any data). */
 int wait_eof(int fd, uint64_t deadline);
 
+/*
+ * False when the server runs under a sanitizer (tests are built with the
+ * same flags) or a TEST_WRAPPER such as valgrind: ASan's quarantine, TSan's
+ * shadow memory and valgrind's own heap make RSS bounds meaningless there,
+ * so memory bounds are checked in the plain build only.
+ */
+int rss_is_meaningful(void);
+
 /* Resident set size of @pid in KiB, from /proc; -1 if unknown. */
 long proc_rss_kib(pid_t pid);
+
+/* CPU seconds (user + system) used by @pid so far, from /proc. */
+double proc_cpu_seconds(pid_t pid);
+
+/* Open descriptors of @pid, from /proc; -1 if unknown. */
+int proc_fd_count(pid_t pid);
 
 /* Fills @buf with bytes from the xorshift stream *@state. */
 void fill_random(uint64_t *state, void *buf, size_t len);
@@ -64,6 +78,13 @@ struct test_server {
  */
 void test_server_start(struct test_server *ts, const char *const *args);
 
+/*
+ * Like test_server_start(), but runs the program at @path (NULL: as
+ * above) with its fd limit set to @nofile (0: unchanged).
+ */
+void test_server_start_ex(struct test_server *ts, const char *const *args,
+    const char *path, long nofile);
+
 /* Sends @sig and reaps; returns the wait status.  Idempotent. */
 int test_server_stop(struct test_server *ts, int sig);
 
@@ -76,6 +97,11 @@ void test_server_cleanup(struct test_server *ts);
 
 /* Reads the server's stderr so far; caller frees. */
 char *test_server_log(const struct test_server *ts);
+
+/* Polls the server's stderr until it contains @needle; false if it does
+ * not by @deadline. */
+int test_server_log_wait(const struct test_server *ts, const char *needle,
+    uint64_t deadline);
 
 /* Runs $ECHOSERVER with @args to completion; returns its wait status and
  * stores its stderr in @err (caller frees). */
