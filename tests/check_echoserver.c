@@ -7,7 +7,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -240,6 +242,39 @@ START_TEST(test_echo_lines_as_telnet_sends_them)
 }
 END_TEST
 
+START_TEST(test_listens_on_ipv4_and_ipv6_and_prints_both)
+{
+	const char *args[] = { "-l", "::1", NULL };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	char *log, *p, buf[4];
+	int fd, port6;
+
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (fd < 0)
+		return;		/* no IPv6 in this kernel: nothing to test */
+	close(fd);
+	test_server_start(&server, args);
+	log = test_server_log(&server);
+	/* The start-up line lists every bound address, ports included. */
+	p = strstr(log, "listening on 127.0.0.1:");
+	ck_assert_msg(p, "no start-up line: %s", log);
+	p = strstr(p, " [::1]:");
+	ck_assert_msg(p && sscanf(p, " [::1]:%d", &port6) == 1, "%s", log);
+	free(log);
+
+	sin6.sin6_port = htons((uint16_t)port6);
+	sin6.sin6_addr = in6addr_loopback;
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin6, sizeof(sin6)),
+	    0);
+	write_all(fd, "six", 3);
+	ck_assert_uint_eq(read_exact(fd, buf, 3, now_ms() + 10000), 3);
+	ck_assert(memcmp(buf, "six", 3) == 0);
+	close(fd);
+	free(stop_cleanly());
+}
+END_TEST
+
 START_TEST(test_echo_200_clients_random_chunks_every_byte_checked)
 {
 	const char *args[] = { "-t", "2", NULL };
@@ -413,6 +448,7 @@ static Suite *echoserver_suite(void)
 	tcase_add_checked_fixture(tc, NULL, stop_server_at_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_echo_lines_as_telnet_sends_them);
+	tcase_add_test(tc, test_listens_on_ipv4_and_ipv6_and_prints_both);
 	tcase_add_test(tc, test_echo_200_clients_random_chunks_every_byte_checked);
 	tcase_add_test(tc, test_echo_64mib_then_half_close_returns_everything);
 	suite_add_tcase(s, tc);
