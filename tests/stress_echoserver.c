@@ -881,7 +881,7 @@ struct loaded_client {
 	uint64_t last_write;
 	bool stalled, eof;
 	long unread;		/* at SIGTERM: echo in our receive queue */
-	long server_queue;	/* at SIGTERM: the server socket's send queue */
+	long server_queue;	/* at SIGTERM: the server end's send queue */
 	struct sockaddr_in addr;	/* ours, to find the server's end */
 };
 
