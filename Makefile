@@ -13,6 +13,7 @@
 #   SANITIZE=address,undefined or SANITIZE=thread
 #   V=1                 show the full commands
 #   TEST_WRAPPER="valgrind ..."  run the server under a wrapper in tests
+#   STRESS_CHURN, STRESS_FLOOD, ...  sizes for `make stress` (see below)
 
 VERSION = 0.1.0
 WQ_SOVERSION = 0
@@ -70,9 +71,11 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening
 TEST_OBJS = tests/testutil.o tests/faults.o
 TEST_PROGRAMS = tests/echoserver-faults
+STRESS_TESTS = tests/stress_echoserver
 BENCH_PEERS = bench/peer_bufferevent
 
-ALL_OBJS = $(SERVER_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
+ALL_OBJS = $(SERVER_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) \
+	$(BENCH_PEERS:%=%.o)
 
 all: $(PROGRAMS) $(LIBS)
 
@@ -126,7 +129,8 @@ tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
 		src/log.o src/xalloc.o src/netaddr.o
 tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
 tests/check_hardening: tests/check_hardening.o tests/testutil.o
-$(TESTS):
+tests/stress_echoserver: tests/stress_echoserver.o tests/testutil.o
+$(TESTS) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS)
 
@@ -160,6 +164,39 @@ check-valgrind: all $(INTEGRATION_TESTS) $(TEST_PROGRAMS)
 		failed=1; \
 	done; exit $$failed
 
+# The long runs of issue 5 (docs/operations.md, "Stress"): churn, a flood
+# past the fd limit, trickling clients, a client that never reads, SIGTERM
+# under load.  An empty size means the full size of the issue, or with
+# STRESS_SMALL=1 a size that runs in about a minute.  For example:
+#   make stress STRESS_CHURN=1000000 STRESS_FLOOD=25000 STRESS_TRICKLE=1000 \
+#       STRESS_HOG_MIB=1024 STRESS_SIGTERM_CLIENTS=1000
+# STRESS_FLOOD_NOFILE sets the server's fd limit for the flood (empty: the
+# hard limit this shell passes on).  CK_RUN_CASE=churn and friends pick one.
+STRESS_SMALL =
+STRESS_CHURN =
+STRESS_FLOOD =
+STRESS_FLOOD_NOFILE =
+STRESS_TRICKLE =
+STRESS_HOG_MIB =
+STRESS_SIGTERM_CLIENTS =
+STRESS_VARS = STRESS_SMALL STRESS_CHURN STRESS_FLOOD STRESS_FLOOD_NOFILE \
+	STRESS_TRICKLE STRESS_HOG_MIB STRESS_SIGTERM_CLIENTS
+STRESS_TSAN_TIMEOUT = 4
+
+stress: all $(STRESS_TESTS)
+	@echo "== $(STRESS_TESTS)"
+	@ECHOSERVER=./echoserver $(foreach v,$(STRESS_VARS),$(v)='$($(v))') \
+		./$(STRESS_TESTS)
+
+stress-small:
+	@$(MAKE) --no-print-directory stress STRESS_SMALL=1
+
+# Race checking: the small sizes with server and tests under TSan.  A later
+# plain `make` rebuilds without it (BUILD-FLAGS).
+stress-tsan:
+	@CK_TIMEOUT_MULTIPLIER=$(STRESS_TSAN_TIMEOUT) $(MAKE) \
+		--no-print-directory stress SANITIZE=thread STRESS_SMALL=1
+
 # --- running and benchmarking ------------------------------------------------
 
 run: echoserver
@@ -184,6 +221,7 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
+		$(STRESS_TESTS) \
 		BUILD-FLAGS \
 		$(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp
@@ -192,5 +230,5 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind run install uninstall clean distclean \
+.PHONY: all check check-valgrind stress stress-small stress-tsan run install uninstall clean distclean \
 	deps need-libevent need-check FORCE

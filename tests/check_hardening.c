@@ -27,81 +27,6 @@ static void teardown(void)
 	test_server_cleanup(&server);
 }
 
-static char *stop_cleanly(void)
-{
-	int status;
-	char *log;
-
-	kill(server.pid, SIGTERM);
-	status = test_server_wait(&server, now_ms() + 60000);
-	log = test_server_log(&server);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "echoserver did not exit 0 (status %#x): %s", status, log);
-	return log;
-}
-
-/* Sends one byte and waits for it: 1 if echoed, 0 if the server closed
- * the connection instead. */
-static int echo_once(int fd)
-{
-	char c = 'e';
-
-	if (write(fd, &c, 1) != 1)
-		return 0;
-	return read_exact(fd, &c, 1, now_ms() + 20000) == 1 && c == 'e';
-}
-
-/* Connects, or returns -1 if the connection is refused or reset. */
-static int try_connect(int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(fd, 0);
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* The named counter from the newest "stats <when>: total" line. */
-static long total_stat(const char *log, const char *when, const char *name)
-{
-	char tag[64], key[64];
-	const char *line = NULL, *p, *end;
-
-	snprintf(tag, sizeof(tag), "stats %s: total ", when);
-	for (p = log; (p = strstr(p, tag)); p++)
-		line = p;
-	if (!line)
-		return -1;
-	end = strchr(line, '\n');
-	snprintf(key, sizeof(key), " %s=", name);
-	p = strstr(line, key);
-	return p && (!end || p < end) ? strtol(p + strlen(key), NULL, 10) : -1;
-}
-
-/* Asks for a SIGUSR1 summary and waits until it shows @name == @want. */
-static int wait_live_stat(const char *name, long want, uint64_t deadline)
-{
-	while (now_ms() < deadline) {
-		char *log;
-		long v;
-
-		kill(server.pid, SIGUSR1);
-		poll(NULL, 0, 50);	/* a poll interval, bounded above */
-		log = test_server_log(&server);
-		v = total_stat(log, "now", name);
-		free(log);
-		if (v == want)
-			return 1;
-	}
-	return 0;
-}
-
 START_TEST(test_max_conns_rejects_with_message_and_spares_others)
 {
 	const char *args[] = { "-t", "2", "-c", "5", "--reject-message",
@@ -113,7 +38,7 @@ START_TEST(test_max_conns_rejects_with_message_and_spares_others)
 	test_server_start(&server, args);
 	for (int i = 0; i < 5; i++) {
 		fds[i] = test_connect(server.port);
-		ck_assert(echo_once(fds[i]));
+		ck_assert(test_echo_once(fds[i]));
 	}
 	extra = test_connect(server.port);
 	ck_assert_uint_eq(read_exact(extra, buf, 6, now_ms() + 10000), 6);
@@ -121,14 +46,14 @@ START_TEST(test_max_conns_rejects_with_message_and_spares_others)
 	ck_assert(wait_eof(extra, now_ms() + 10000));
 	close(extra);
 	for (int i = 0; i < 5; i++)
-		ck_assert(echo_once(fds[i]));
+		ck_assert(test_echo_once(fds[i]));
 
 	/* A slot freed is a slot usable again. */
 	close(fds[0]);
 	for (again = -1; again < 0;) {
 		int fd = test_connect(server.port);
 
-		if (echo_once(fd))
+		if (test_echo_once(fd))
 			again = fd;
 		else
 			close(fd);
@@ -136,8 +61,8 @@ START_TEST(test_max_conns_rejects_with_message_and_spares_others)
 	close(again);
 	for (int i = 1; i < 5; i++)
 		close(fds[i]);
-	log = stop_cleanly();
-	ck_assert_int_ge(total_stat(log, "at exit", "rejected"), 1);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_ge(test_stat_total(log, "at exit", "rejected"), 1);
 	free(log);
 }
 END_TEST
@@ -156,7 +81,7 @@ START_TEST(test_fd_exhaustion_sheds_clients_without_spinning_and_recovers)
 	/* Fill every descriptor the server has. */
 	while (held + shed < MAX) {
 		fd = test_connect(server.port);
-		if (echo_once(fd)) {
+		if (test_echo_once(fd)) {
 			fds[held++] = fd;
 		} else {
 			close(fd);
@@ -172,9 +97,10 @@ START_TEST(test_fd_exhaustion_sheds_clients_without_spinning_and_recovers)
 	cpu0 = proc_cpu_seconds(server.pid);
 	t0 = now_ms();
 	while (now_ms() - t0 < 1000) {
-		fd = try_connect(server.port);
+		fd = test_connect_from(server.port, 0);
 		if (fd >= 0) {
-			ck_assert(!echo_once(fd));	/* shed: a close */
+			/* shed: a close */
+			ck_assert(!test_echo_once(fd));
 			close(fd);
 		}
 	}
@@ -186,21 +112,22 @@ START_TEST(test_fd_exhaustion_sheds_clients_without_spinning_and_recovers)
 
 	/* The held clients are still served. */
 	for (int i = 0; i < held; i++)
-		ck_assert(echo_once(fds[i]));
+		ck_assert(test_echo_once(fds[i]));
 	/* Free descriptors, and accepting resumes by itself. */
 	for (int i = 0; i < held; i++)
 		close(fds[i]);
 	for (fd = -1; fd < 0;) {
-		ck_assert_msg(now_ms() - t1 < 20000, "accepting did not resume");
+		ck_assert_msg(now_ms() - t1 < 20000,
+		    "accepting did not resume");
 		fd = test_connect(server.port);
-		if (!echo_once(fd)) {
+		if (!test_echo_once(fd)) {
 			close(fd);
 			fd = -1;
 		}
 	}
 	close(fd);
-	log = stop_cleanly();
-	ck_assert_int_gt(total_stat(log, "at exit", "shed"), 0);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_gt(test_stat_total(log, "at exit", "shed"), 0);
 	free(log);
 }
 END_TEST
@@ -215,19 +142,19 @@ START_TEST(test_idle_timeout_closes_only_idle_connections)
 	test_server_start(&server, args);
 	idle = test_connect(server.port);
 	busy = test_connect(server.port);
-	ck_assert(echo_once(idle));
+	ck_assert(test_echo_once(idle));
 	/* busy talks every 100 ms for over a second; idle says nothing. */
 	until = now_ms() + 1200;
 	while (now_ms() < until) {
-		ck_assert(echo_once(busy));
+		ck_assert(test_echo_once(busy));
 		poll(NULL, 0, 100);	/* the client's pace, not a sync */
 	}
 	ck_assert(wait_eof(idle, now_ms() + 10000));
-	ck_assert(echo_once(busy));
+	ck_assert(test_echo_once(busy));
 	close(idle);
 	close(busy);
-	log = stop_cleanly();
-	ck_assert_int_eq(total_stat(log, "at exit", "idle_timeouts"), 1);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_eq(test_stat_total(log, "at exit", "idle_timeouts"), 1);
 	free(log);
 }
 END_TEST
@@ -250,14 +177,15 @@ START_TEST(test_write_timeout_closes_a_client_that_never_reads)
 		    < 0)
 			break;
 	}
-	ck_assert(wait_live_stat("write_timeouts", 1, now_ms() + 20000));
+	ck_assert(test_server_wait_stat(&server, "write_timeouts", 1,
+	    now_ms() + 20000));
 	ck_assert(test_server_log_wait(&server, "read none of its",
 	    now_ms() + 1000));
 	other = test_connect(server.port);
-	ck_assert(echo_once(other));
+	ck_assert(test_echo_once(other));
 	close(other);
 	close(fd);
-	free(stop_cleanly());
+	free(test_server_stop_clean(&server));
 }
 END_TEST
 
@@ -269,11 +197,14 @@ START_TEST(test_sigusr1_logs_live_statistics)
 	fd = test_connect(server.port);
 	write_all(fd, "hello", 5);
 	ck_assert(read_exact(fd, (char[5]){ 0 }, 5, now_ms() + 10000) == 5);
-	ck_assert(wait_live_stat("bytes_out", 5, now_ms() + 10000));
-	ck_assert(wait_live_stat("conns_open", 1, now_ms() + 10000));
+	ck_assert(test_server_wait_stat(&server, "bytes_out", 5,
+	    now_ms() + 10000));
+	ck_assert(test_server_wait_stat(&server, "conns_open", 1,
+	    now_ms() + 10000));
 	close(fd);
-	ck_assert(wait_live_stat("conns_open", 0, now_ms() + 10000));
-	free(stop_cleanly());
+	ck_assert(test_server_wait_stat(&server, "conns_open", 0,
+	    now_ms() + 10000));
+	free(test_server_stop_clean(&server));
 }
 END_TEST
 
@@ -294,7 +225,7 @@ static void check_faults(const char *spec, const char *counter, int n)
 	for (int i = 0; i < n; i++) {
 		int fd = test_connect(server.port);
 
-		if (echo_once(fd))
+		if (test_echo_once(fd))
 			served++;
 		else
 			closed++;
@@ -307,10 +238,11 @@ static void check_faults(const char *spec, const char *counter, int n)
 	    proc_fd_count(server.pid) != fds0 && now_ms() < end;)
 		poll(NULL, 0, 10);	/* a poll interval, bounded above */
 	ck_assert_int_eq(proc_fd_count(server.pid), fds0);
-	log = stop_cleanly();
-	ck_assert_int_eq(total_stat(log, "at exit", counter), closed);
-	ck_assert_int_eq(total_stat(log, "at exit", "conns_total"), served);
-	ck_assert_int_eq(total_stat(log, "at exit", "conns_open"), 0);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_eq(test_stat_total(log, "at exit", counter), closed);
+	ck_assert_int_eq(test_stat_total(log, "at exit", "conns_total"),
+	    served);
+	ck_assert_int_eq(test_stat_total(log, "at exit", "conns_open"), 0);
 	free(log);
 }
 
@@ -345,26 +277,28 @@ START_TEST(test_churn_returns_fds_and_memory_to_the_start)
 	for (int i = 0; i < 100; i++) {
 		int fd = test_connect(server.port);
 
-		ck_assert(echo_once(fd));
+		ck_assert(test_echo_once(fd));
 		close(fd);
 	}
-	ck_assert(wait_live_stat("conns_open", 0, now_ms() + 10000));
+	ck_assert(test_server_wait_stat(&server, "conns_open", 0,
+	    now_ms() + 10000));
 	fds0 = proc_fd_count(server.pid);
 	rss0 = proc_rss_kib(server.pid);
 	for (size_t i = 0; i < cycles; i++) {
 		int fd = test_connect(server.port);
 
-		ck_assert(echo_once(fd));
+		ck_assert(test_echo_once(fd));
 		close(fd);
 	}
-	ck_assert(wait_live_stat("conns_open", 0, now_ms() + 10000));
+	ck_assert(test_server_wait_stat(&server, "conns_open", 0,
+	    now_ms() + 10000));
 	fds1 = proc_fd_count(server.pid);
 	rss1 = proc_rss_kib(server.pid);
 	ck_assert_int_eq(fds1, fds0);
 	ck_assert_msg(!rss_is_meaningful() || rss1 - rss0 < 2048,
 	    "RSS grew %ld KiB over %zu cycles", rss1 - rss0, cycles);
-	log = stop_cleanly();
-	ck_assert_int_eq(total_stat(log, "at exit", "conns_total"),
+	log = test_server_stop_clean(&server);
+	ck_assert_int_eq(test_stat_total(log, "at exit", "conns_total"),
 	    (long)cycles + 100);
 	free(log);
 }

@@ -58,6 +58,14 @@ size_t scaled(size_t n, size_t min)
 	return v < min ? min : v;
 }
 
+uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 int test_connect(int port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -71,6 +79,51 @@ int test_connect(int port)
 	    "connect to port %d: %s", port, strerror(errno));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24	/* linux/in.h; glibc lacks it */
+#endif
+
+int test_connect_from(int port, int src)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1, err;
+
+	if (fd < 0)
+		return -1;
+	if (src > 0) {
+		struct sockaddr_in from = { .sin_family = AF_INET };
+
+		/* Choose the port at connect(), by the whole 4-tuple, rather
+		 * than at bind(), which wants a port free of every peer. */
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+		    sizeof(one));
+		from.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+		if (bind(fd, (struct sockaddr *)&from, sizeof(from)))
+			goto fail;
+	}
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		goto fail;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+fail:
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
+int test_echo_once(int fd)
+{
+	char c = 'e';
+
+	if (write(fd, &c, 1) != 1)
+		return 0;
+	return read_exact(fd, &c, 1, now_ms() + 20000) == 1 && c == 'e';
 }
 
 void write_all(int fd, const void *buf, size_t len)
@@ -188,6 +241,24 @@ int proc_fd_count(pid_t pid)
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+int proc_thread_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	d = opendir(path);
 	if (!d)
 		return -1;
@@ -398,6 +469,53 @@ int test_server_log_wait(const struct test_server *ts, const char *needle,
 		poll(NULL, 0, 10);	/* a poll interval, bounded by deadline */
 	} while (now_ms() < deadline);
 	return 0;
+}
+
+long test_stat_total(const char *log, const char *when, const char *name)
+{
+	char tag[64], key[64];
+	const char *line = NULL, *p, *end;
+
+	snprintf(tag, sizeof(tag), "stats %s: total ", when);
+	for (p = log; (p = strstr(p, tag)); p++)
+		line = p;
+	if (!line)
+		return -1;
+	end = strchr(line, '\n');
+	snprintf(key, sizeof(key), " %s=", name);
+	p = strstr(line, key);
+	return p && (!end || p < end) ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+int test_server_wait_stat(const struct test_server *ts, const char *name,
+    long want, uint64_t deadline)
+{
+	while (now_ms() < deadline) {
+		char *log;
+		long v;
+
+		kill(ts->pid, SIGUSR1);
+		poll(NULL, 0, 50);	/* a poll interval, bounded above */
+		log = test_server_log(ts);
+		v = test_stat_total(log, "now", name);
+		free(log);
+		if (v == want)
+			return 1;
+	}
+	return 0;
+}
+
+char *test_server_stop_clean(struct test_server *ts)
+{
+	int status;
+	char *log;
+
+	kill(ts->pid, SIGTERM);
+	status = test_server_wait(ts, now_ms() + 60000);
+	log = test_server_log(ts);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "echoserver did not exit 0 (status %#x): %s", status, log);
+	return log;
 }
 
 int run_echoserver(const char *const *args, char **err)

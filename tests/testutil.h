@@ -27,8 +27,24 @@ double test_scale(void);
 /* Scales @n by test_scale(), but never below @min. */
 size_t scaled(size_t n, size_t min);
 
+/* Monotonic microseconds, for latency figures. */
+uint64_t now_us(void);
+
 /* A blocking TCP connection to 127.0.0.1:@port; aborts the test on failure. */
 int test_connect(int port);
+
+/*
+ * A blocking TCP connection to 127.0.0.1:@port from the source address
+ * 127.0.0.@src (0: let the kernel choose), with TCP_NODELAY.  Spreading
+ * many connections over sources gets past the ephemeral ports of one
+ * address.  Returns the fd, or -1 with errno set; never fails the test, so
+ * it is safe in helper threads and forked children.
+ */
+int test_connect_from(int port, int src);
+
+/* Sends one byte and waits up to 20 s for it: 1 if echoed, 0 if the server
+ * closed the connection instead.  Never fails the test. */
+int test_echo_once(int fd);
 
 /* Writes all of @buf or fails the test (blocking fd). */
 void write_all(int fd, const void *buf, size_t len);
@@ -59,6 +75,9 @@ double proc_cpu_seconds(pid_t pid);
 
 /* Open descriptors of @pid, from /proc; -1 if unknown. */
 int proc_fd_count(pid_t pid);
+
+/* Threads of @pid, from /proc; -1 if unknown. */
+int proc_thread_count(pid_t pid);
 
 /* Fills @buf with bytes from the xorshift stream *@state. */
 void fill_random(uint64_t *state, void *buf, size_t len);
@@ -103,7 +122,22 @@ char *test_server_log(const struct test_server *ts);
 int test_server_log_wait(const struct test_server *ts, const char *needle,
     uint64_t deadline);
 
-/* Runs $ECHOSERVER with @args to completion; returns its wait status and
+/*
+ * The counter @name from the newest "stats @when: total" line of @log
+ * (@when is "now" for SIGUSR1, "at exit" at shutdown); -1 if absent.
+ */
+long test_stat_total(const char *log, const char *when, const char *name);
+
+/* Sends SIGUSR1 until the live total @name equals @want; false if it
+ * does not by @deadline. */
+int test_server_wait_stat(const struct test_server *ts, const char *name,
+    long want, uint64_t deadline);
+
+/* Sends SIGTERM, waits up to 60 s for exit status 0 (failing the test
+ * otherwise), and returns the server's log; caller frees. */
+char *test_server_stop_clean(struct test_server *ts);
+
+/* Runs $ECHOSERVER to completion; returns its wait status and
  * stores its stderr in @err (caller frees). */
 int run_echoserver(const char *const *args, char **err);
 
