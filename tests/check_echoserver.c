@@ -165,54 +165,12 @@ static void run_clients(int port, int n, size_t total, size_t max_chunk)
 	free(pfd);
 }
 
-/* Fetches "NAME=VALUE" for worker @worker (-1: the total) from the stats
- * line logged at exit. */
-static long exit_stat(const char *log, int worker, const char *name)
-{
-	char tag[64], key[64];
-	const char *line, *p;
-	long v = -1;
-
-	if (worker < 0)
-		snprintf(tag, sizeof(tag), "stats at exit: total ");
-	else
-		snprintf(tag, sizeof(tag), "stats at exit: worker %d ",
-		    worker);
-	line = strstr(log, tag);
-	if (!line)
-		return -1;
-	snprintf(key, sizeof(key), " %s=", name);
-	p = strstr(line, key);
-	if (p && p < strchr(line, '\n'))
-		v = strtol(p + strlen(key), NULL, 10);
-	return v;
-}
-
 static struct test_server server;
 
 static void stop_server_at_teardown(void)
 {
 	test_server_stop(&server, SIGKILL);
 	test_server_cleanup(&server);
-}
-
-/* Waits for a server already told to stop, checks it exited 0, and
- * returns its log (caller frees). */
-static char *wait_clean_exit(void)
-{
-	int status = test_server_wait(&server, now_ms() + 60000);
-	char *log = test_server_log(&server);
-
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "echoserver did not exit 0 (status %#x): %s", status, log);
-	return log;
-}
-
-/* Stops the server with SIGTERM, checks it exited 0, returns its log. */
-static char *stop_cleanly(void)
-{
-	kill(server.pid, SIGTERM);
-	return wait_clean_exit();
 }
 
 START_TEST(test_echo_lines_as_telnet_sends_them)
@@ -238,7 +196,7 @@ START_TEST(test_echo_lines_as_telnet_sends_them)
 	ck_assert_uint_eq(read_exact(fd, buf, 7, now_ms() + 10000), 7);
 	ck_assert(memcmp(buf, "telnet\n", 7) == 0);
 	close(fd);
-	free(stop_cleanly());
+	free(test_server_stop_clean(&server));
 }
 END_TEST
 
@@ -271,7 +229,7 @@ START_TEST(test_listens_on_ipv4_and_ipv6_and_prints_both)
 	ck_assert_uint_eq(read_exact(fd, buf, 3, now_ms() + 10000), 3);
 	ck_assert(memcmp(buf, "six", 3) == 0);
 	close(fd);
-	free(stop_cleanly());
+	free(test_server_stop_clean(&server));
 }
 END_TEST
 
@@ -281,7 +239,7 @@ START_TEST(test_echo_200_clients_random_chunks_every_byte_checked)
 
 	test_server_start(&server, args);
 	run_clients(server.port, 200, scaled(MIB, 4096), MIB);
-	free(stop_cleanly());
+	free(test_server_stop_clean(&server));
 }
 END_TEST
 
@@ -292,8 +250,8 @@ START_TEST(test_echo_64mib_then_half_close_returns_everything)
 
 	test_server_start(&server, args);
 	run_clients(server.port, 1, scaled(64 * MIB, MIB), 256 * 1024);
-	log = stop_cleanly();
-	ck_assert_int_eq(exit_stat(log, -1, "dropped_bytes"), 0);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "dropped_bytes"), 0);
 	free(log);
 }
 END_TEST
@@ -369,7 +327,7 @@ START_TEST(test_backpressure_bounds_memory_of_a_client_that_never_reads)
 	drain_client(&hog, now_ms() + 60000);
 	ck_assert_uint_eq(hog.received, hog.sent);
 	close(hog.fd);
-	free(stop_cleanly());
+	free(test_server_stop_clean(&server));
 }
 END_TEST
 
@@ -390,11 +348,15 @@ START_TEST(test_connections_spread_evenly_over_workers)
 	}
 	for (int i = 0; i < 99; i++)
 		close(fds[i]);
-	log = stop_cleanly();
-	for (int w = 0; w < 3; w++)
-		ck_assert_msg(exit_stat(log, w, "conns_total") == 33,
-		    "worker %d served %ld of 99: %s", w,
-		    exit_stat(log, w, "conns_total"), log);
+	log = test_server_stop_clean(&server);
+	for (int w = 0; w < 3; w++) {
+		char who[16];
+
+		snprintf(who, sizeof(who), "worker %d", w);
+		ck_assert_msg(test_stat(log, "at exit", who, "conns_total") ==
+		    33, "%s served %ld of 99: %s", who,
+		    test_stat(log, "at exit", who, "conns_total"), log);
+	}
 	free(log);
 }
 END_TEST
@@ -428,13 +390,13 @@ START_TEST(test_sigterm_mid_transfer_delivers_pending_output_and_exits_0)
 		received += cl[i].received;
 		close(cl[i].fd);
 	}
-	log = wait_clean_exit();
+	log = test_server_wait_clean(&server);
 	/* Everything the server read, it echoed before closing (N bytes
 	 * were the warm-up echoes). */
 	ck_assert_uint_gt(received, 0);
-	ck_assert_int_eq(exit_stat(log, -1, "dropped_bytes"), 0);
-	ck_assert_int_eq(exit_stat(log, -1, "bytes_in"), (long)received + N);
-	ck_assert_int_eq(exit_stat(log, -1, "bytes_out"), (long)received + N);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "dropped_bytes"), 0);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "bytes_in"), (long)received + N);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "bytes_out"), (long)received + N);
 	free(log);
 }
 END_TEST

@@ -62,7 +62,7 @@ START_TEST(test_max_conns_rejects_with_message_and_spares_others)
 	for (int i = 1; i < 5; i++)
 		close(fds[i]);
 	log = test_server_stop_clean(&server);
-	ck_assert_int_ge(test_stat_total(log, "at exit", "rejected"), 1);
+	ck_assert_int_ge(test_stat(log, "at exit", "total", "rejected"), 1);
 	free(log);
 }
 END_TEST
@@ -127,7 +127,7 @@ START_TEST(test_fd_exhaustion_sheds_clients_without_spinning_and_recovers)
 	}
 	close(fd);
 	log = test_server_stop_clean(&server);
-	ck_assert_int_gt(test_stat_total(log, "at exit", "shed"), 0);
+	ck_assert_int_gt(test_stat(log, "at exit", "total", "shed"), 0);
 	free(log);
 }
 END_TEST
@@ -154,7 +154,7 @@ START_TEST(test_idle_timeout_closes_only_idle_connections)
 	close(idle);
 	close(busy);
 	log = test_server_stop_clean(&server);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "idle_timeouts"), 1);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "idle_timeouts"), 1);
 	free(log);
 }
 END_TEST
@@ -239,10 +239,10 @@ static void check_faults(const char *spec, const char *counter, int n)
 		poll(NULL, 0, 10);	/* a poll interval, bounded above */
 	ck_assert_int_eq(proc_fd_count(server.pid), fds0);
 	log = test_server_stop_clean(&server);
-	ck_assert_int_eq(test_stat_total(log, "at exit", counter), closed);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "conns_total"),
+	ck_assert_int_eq(test_stat(log, "at exit", "total", counter), closed);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "conns_total"),
 	    served);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "conns_open"), 0);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "conns_open"), 0);
 	free(log);
 }
 
@@ -298,7 +298,7 @@ START_TEST(test_churn_returns_fds_and_memory_to_the_start)
 	ck_assert_msg(!rss_is_meaningful() || rss1 - rss0 < 2048,
 	    "RSS grew %ld KiB over %zu cycles", rss1 - rss0, cycles);
 	log = test_server_stop_clean(&server);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "conns_total"),
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "conns_total"),
 	    (long)cycles + 100);
 	free(log);
 }

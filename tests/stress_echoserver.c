@@ -216,9 +216,9 @@ START_TEST(test_churn_returns_fds_and_rss_to_the_baseline)
 	    rss1 - rss0 <= CHURN_RSS_TOLERANCE_KIB,
 	    "RSS grew %ld KiB over %ld cycles", rss1 - rss0, sz.churn);
 	log = test_server_stop_clean(&server);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "conns_total"),
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "conns_total"),
 	    warm + sz.churn);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "errors"), 0);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "errors"), 0);
 	free(log);
 }
 END_TEST
@@ -524,18 +524,18 @@ static void flood_run(bool emfile)
 	ck_assert_int_eq(fds1, fds0);
 
 	log = test_server_stop_clean(&server);
-	acc = test_stat_total(log, "at exit", "accepted");
-	rej = test_stat_total(log, "at exit", "rejected");
-	err = test_stat_total(log, "at exit", "accept_errors");
-	shed = test_stat_total(log, "at exit", "shed");
-	total = test_stat_total(log, "at exit", "conns_total");
+	acc = test_stat(log, "at exit", "total", "accepted");
+	rej = test_stat(log, "at exit", "total", "rejected");
+	err = test_stat(log, "at exit", "total", "accept_errors");
+	shed = test_stat(log, "at exit", "total", "shed");
+	total = test_stat(log, "at exit", "total", "conns_total");
 	printf("stress flood (%s): afterwards fds %d -> %d; server "
 	    "accepted=%ld conns_total=%ld rejected=%ld accept_errors=%ld "
 	    "shed=%ld\n", what, fds0, fds1, acc, total, rej, err, shed);
 	fflush(stdout);
 	/* Every accepted connection was either served or rejected. */
 	ck_assert_int_eq(acc, total + rej);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "dispatch_errors"),
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "dispatch_errors"),
 	    0);
 	if (emfile) {
 		ck_assert_int_eq(rej, 0);
@@ -865,8 +865,8 @@ START_TEST(test_a_client_that_never_reads_holds_memory_below_high_water)
 	close(hog);
 	close(other);
 	log = test_server_stop_clean(&server);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "dropped_bytes"), 0);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "bytes_in"),
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "dropped_bytes"), 0);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "bytes_in"),
 	    (long)sent + echoes + 2);
 	free(log);
 }
@@ -1096,12 +1096,12 @@ START_TEST(test_sigterm_under_load_echoes_every_byte_read_and_exits_0)
 	 * would drop). */
 	ck_assert_int_gt(least, 0);
 	ck_assert_int_gt(in_user, 0);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "dropped_bytes"), 0);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "bytes_in"),
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "dropped_bytes"), 0);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "bytes_in"),
 	    (long)received + n);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "bytes_out"),
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "bytes_out"),
 	    (long)received + n);
-	ck_assert_int_eq(test_stat_total(log, "at exit", "conns_total"), n);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "conns_total"), n);
 	free(log);
 	free(cl);
 	free(pfd);

@@ -471,12 +471,13 @@ int test_server_log_wait(const struct test_server *ts, const char *needle,
 	return 0;
 }
 
-long test_stat_total(const char *log, const char *when, const char *name)
+long test_stat(const char *log, const char *when, const char *who,
+    const char *name)
 {
 	char tag[64], key[64];
 	const char *line = NULL, *p, *end;
 
-	snprintf(tag, sizeof(tag), "stats %s: total ", when);
+	snprintf(tag, sizeof(tag), "stats %s: %s ", when, who);
 	for (p = log; (p = strstr(p, tag)); p++)
 		line = p;
 	if (!line)
@@ -497,7 +498,7 @@ int test_server_wait_stat(const struct test_server *ts, const char *name,
 		kill(ts->pid, SIGUSR1);
 		poll(NULL, 0, 50);	/* a poll interval, bounded above */
 		log = test_server_log(ts);
-		v = test_stat_total(log, "now", name);
+		v = test_stat(log, "now", "total", name);
 		free(log);
 		if (v == want)
 			return 1;
@@ -507,10 +508,15 @@ int test_server_wait_stat(const struct test_server *ts, const char *name,
 
 char *test_server_stop_clean(struct test_server *ts)
 {
+	kill(ts->pid, SIGTERM);
+	return test_server_wait_clean(ts);
+}
+
+char *test_server_wait_clean(struct test_server *ts)
+{
 	int status;
 	char *log;
 
-	kill(ts->pid, SIGTERM);
 	status = test_server_wait(ts, now_ms() + 60000);
 	log = test_server_log(ts);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,

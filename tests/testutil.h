@@ -123,18 +123,23 @@ int test_server_log_wait(const struct test_server *ts, const char *needle,
     uint64_t deadline);
 
 /*
- * The counter @name from the newest "stats @when: total" line of @log
- * (@when is "now" for SIGUSR1, "at exit" at shutdown); -1 if absent.
+ * The counter @name from the newest "stats @when: @who" line of @log
+ * (@when is "now" for SIGUSR1, "at exit" at shutdown; @who is "total" or
+ * "worker N"); -1 if absent.
  */
-long test_stat_total(const char *log, const char *when, const char *name);
+long test_stat(const char *log, const char *when, const char *who,
+    const char *name);
 
 /* Sends SIGUSR1 until the live total @name equals @want; false if it
  * does not by @deadline. */
 int test_server_wait_stat(const struct test_server *ts, const char *name,
     long want, uint64_t deadline);
 
-/* Sends SIGTERM, waits up to 60 s for exit status 0 (failing the test
- * otherwise), and returns the server's log; caller frees. */
+/* Waits up to 60 s for a server already told to stop to exit with status
+ * 0 (failing the test otherwise); returns its log, which caller frees. */
+char *test_server_wait_clean(struct test_server *ts);
+
+/* Sends SIGTERM, then test_server_wait_clean(). */
 char *test_server_stop_clean(struct test_server *ts);
 
 /* Runs $ECHOSERVER to completion; returns its wait status and
