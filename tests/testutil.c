@@ -233,14 +233,15 @@ double proc_cpu_seconds(pid_t pid)
 	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-int proc_fd_count(pid_t pid)
+/* Entries in /proc/@pid/@dir, without "." and "..". */
+static int proc_dir_count(pid_t pid, const char *dir)
 {
 	char path[64];
 	struct dirent *de;
 	int n = 0;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, dir);
 	d = opendir(path);
 	if (!d)
 		return -1;
@@ -251,22 +252,14 @@ int proc_fd_count(pid_t pid)
 	return n;
 }
 
+int proc_fd_count(pid_t pid)
+{
+	return proc_dir_count(pid, "fd");
+}
+
 int proc_thread_count(pid_t pid)
 {
-	char path[64];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
+	return proc_dir_count(pid, "task");
 }
 
 void fill_random(uint64_t *state, void *buf, size_t len)
