@@ -197,6 +197,17 @@ stress-tsan:
 	@CK_TIMEOUT_MULTIPLIER=$(STRESS_TSAN_TIMEOUT) $(MAKE) \
 		--no-print-directory stress SANITIZE=thread STRESS_SMALL=1
 
+# Shutdown under load with leak checking: the SIGTERM scenario with the
+# server under valgrind memcheck, then under ASan's LeakSanitizer.
+STRESS_LEAK_CLIENTS = 200
+stress-leaks: all $(STRESS_TESTS)
+	@CK_RUN_CASE=sigterm TEST_WRAPPER="$(VALGRIND)" CK_TIMEOUT_MULTIPLIER=10 \
+		$(MAKE) --no-print-directory stress \
+		STRESS_SIGTERM_CLIENTS=$(STRESS_LEAK_CLIENTS)
+	@CK_RUN_CASE=sigterm $(MAKE) --no-print-directory stress \
+		SANITIZE=address,undefined \
+		STRESS_SIGTERM_CLIENTS=$(STRESS_LEAK_CLIENTS)
+
 # --- running and benchmarking ------------------------------------------------
 
 run: echoserver
@@ -230,5 +241,5 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind stress stress-small stress-tsan run install uninstall clean distclean \
+.PHONY: all check check-valgrind stress stress-small stress-tsan stress-leaks run install uninstall clean distclean \
 	deps need-libevent need-check FORCE
