@@ -113,8 +113,6 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 			if (!w->stopping)
 				worker_begin_stop(w);
 			break;
-		case CQ_STATS:
-			break;
 		}
 	}
 }
