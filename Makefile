@@ -13,6 +13,7 @@
 #   SANITIZE=address,undefined or SANITIZE=thread
 #   V=1                 show the full commands
 #   TEST_WRAPPER="valgrind ..."  run the server under a wrapper in tests
+#   STRESS_CHURN, STRESS_FLOOD, ...  sizes for `make stress` (see below)
 
 VERSION = 0.1.0
 WQ_SOVERSION = 0
@@ -70,12 +71,14 @@ ECHOBENCH_OBJS = src/echobench.o src/loadgen.o src/histogram.o src/xalloc.o
 PROGRAMS = echoserver echobench
 LIBS =
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
-	tests/check_histogram tests/check_echobench
-TEST_OBJS = tests/testutil.o
+	tests/check_hardening tests/check_histogram tests/check_echobench
+TEST_OBJS = tests/testutil.o tests/faults.o
+TEST_PROGRAMS = tests/echoserver-faults
+STRESS_TESTS = tests/stress_echoserver
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
 
 ALL_OBJS = $(SERVER_OBJS) $(ECHOBENCH_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) \
-	$(BENCH_PEERS:%=%.o)
+	$(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
 
 all: $(PROGRAMS) $(LIBS)
 
@@ -131,16 +134,27 @@ tests/check_conn_queue: tests/check_conn_queue.o tests/testutil.o \
 tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
 		src/log.o src/xalloc.o src/netaddr.o
 tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
+tests/check_hardening: tests/check_hardening.o tests/testutil.o
+tests/stress_echoserver: tests/stress_echoserver.o tests/testutil.o
 tests/check_histogram: tests/check_histogram.o tests/testutil.o \
 		src/histogram.o
 tests/check_echobench: tests/check_echobench.o tests/testutil.o | echobench
-$(TESTS):
+$(TESTS) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
 
+# The server's own objects with chosen calls made to fail (tests/faults.c).
+FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
+	-Wl,--wrap=conn_queue_item_new -Wl,--wrap=write
+tests/echoserver-faults: $(SERVER_OBJS) tests/faults.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
+		$(LIBEVENT_LIBS)
+
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
-check: all $(TESTS)
+INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening
+
+check: all $(TESTS) $(TEST_PROGRAMS)
 	@failed=0; for t in $(TESTS); do \
 		echo "== $$t"; \
 		ECHOSERVER=./echoserver ./$$t || failed=1; \
@@ -148,11 +162,60 @@ check: all $(TESTS)
 
 # Integration suite only, with the server under valgrind memcheck.  Any
 # error makes the server exit 99, which the tests see as a failure.
+VALGRIND_SCALE = 0.1
 VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-check-valgrind: all tests/check_echoserver
-	TEST_SCALE=0.05 TEST_WRAPPER="$(VALGRIND)" CK_TIMEOUT_MULTIPLIER=10 \
-		ECHOSERVER=./echoserver ./tests/check_echoserver
+check-valgrind: all $(INTEGRATION_TESTS) $(TEST_PROGRAMS)
+	@failed=0; for t in $(INTEGRATION_TESTS); do \
+		echo "== $$t under valgrind"; \
+		TEST_SCALE=$(VALGRIND_SCALE) TEST_WRAPPER="$(VALGRIND)" \
+		CK_TIMEOUT_MULTIPLIER=10 ECHOSERVER=./echoserver ./$$t || \
+		failed=1; \
+	done; exit $$failed
+
+# The long runs of issue 5 (docs/operations.md, "Stress"): churn, a flood
+# past the fd limit, trickling clients, a client that never reads, SIGTERM
+# under load.  An empty size means the full size of the issue, or with
+# STRESS_SMALL=1 a size that runs in about a minute.  For example:
+#   make stress STRESS_CHURN=1000000 STRESS_FLOOD=25000 STRESS_TRICKLE=1000 \
+#       STRESS_HOG_MIB=1024 STRESS_SIGTERM_CLIENTS=1000
+# STRESS_FLOOD_NOFILE sets the server's fd limit for the flood (empty: the
+# hard limit this shell passes on).  CK_RUN_CASE=churn and friends pick one.
+STRESS_SMALL =
+STRESS_CHURN =
+STRESS_FLOOD =
+STRESS_FLOOD_NOFILE =
+STRESS_TRICKLE =
+STRESS_HOG_MIB =
+STRESS_SIGTERM_CLIENTS =
+STRESS_VARS = STRESS_SMALL STRESS_CHURN STRESS_FLOOD STRESS_FLOOD_NOFILE \
+	STRESS_TRICKLE STRESS_HOG_MIB STRESS_SIGTERM_CLIENTS
+STRESS_TSAN_TIMEOUT = 4
+
+stress: all $(STRESS_TESTS)
+	@echo "== $(STRESS_TESTS)"
+	@ECHOSERVER=./echoserver $(foreach v,$(STRESS_VARS),$(v)='$($(v))') \
+		./$(STRESS_TESTS)
+
+stress-small:
+	@$(MAKE) --no-print-directory stress STRESS_SMALL=1
+
+# Race checking: the small sizes with server and tests under TSan.  A later
+# plain `make` rebuilds without it (BUILD-FLAGS).
+stress-tsan:
+	@CK_TIMEOUT_MULTIPLIER=$(STRESS_TSAN_TIMEOUT) $(MAKE) \
+		--no-print-directory stress SANITIZE=thread STRESS_SMALL=1
+
+# Shutdown under load with leak checking: the SIGTERM scenario with the
+# server under valgrind memcheck, then under ASan's LeakSanitizer.
+STRESS_LEAK_CLIENTS = 200
+stress-leaks: all $(STRESS_TESTS)
+	@CK_RUN_CASE=sigterm TEST_WRAPPER="$(VALGRIND)" CK_TIMEOUT_MULTIPLIER=10 \
+		$(MAKE) --no-print-directory stress \
+		STRESS_SIGTERM_CLIENTS=$(STRESS_LEAK_CLIENTS)
+	@CK_RUN_CASE=sigterm $(MAKE) --no-print-directory stress \
+		SANITIZE=address,undefined \
+		STRESS_SIGTERM_CLIENTS=$(STRESS_LEAK_CLIENTS)
 
 # --- running and benchmarking ------------------------------------------------
 
@@ -187,7 +250,9 @@ configure: configure.ac
 	$(QUIET_GEN)autoreconf -fi && rm -rf autom4te.cache
 
 clean:
-	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(BENCH_PEERS) BUILD-FLAGS \
+	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
+		$(STRESS_TESTS) \
+		BUILD-FLAGS \
 		$(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp
 
@@ -195,5 +260,6 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind run bench install uninstall clean \
-	distclean deps need-libevent need-check FORCE
+.PHONY: all check check-valgrind stress stress-small stress-tsan \
+	stress-leaks run bench install uninstall clean distclean deps \
+	need-libevent need-check FORCE

@@ -16,6 +16,8 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +25,8 @@ enum conn_flags {
 	CONN_PAUSED = 1 << 0,	/* reading stopped by backpressure */
 	CONN_CLOSING = 1 << 1,	/* flushing, then free */
 	CONN_WRITING = 1 << 2,	/* EV_WRITE enabled on the bufferevent */
+	CONN_EOF = 1 << 3,	/* the client shut down its write side */
+	CONN_LINGER = 1 << 4,	/* sent FIN; discarding input until EOF */
 };
 
 struct conn {
@@ -130,18 +134,54 @@ void conn_send(struct conn *c, const void *buf, size_t len)
 		conn_pause(c);
 }
 
-void conn_close(struct conn *c)
+/*
+ * The output buffer is empty.  close() is clean if the client already sent
+ * EOF, or if the kernel holds neither unacknowledged output nor unread
+ * input.  Otherwise close() would send RST, which discards the reply's
+ * unacknowledged tail and shows the client a reset instead of EOF; so send
+ * FIN with shutdown() and discard input until the client's EOF, as nginx's
+ * lingering close does.  The flush timeout (or the grace period) bounds it.
+ */
+static void conn_finish(struct conn *c)
 {
-	if (conn_pending(c) == 0) {
+	int unacked = 0, unread = 0;
+
+	if ((c->flags & CONN_EOF) ||
+	    ioctl(c->fd, SIOCOUTQ, &unacked) || ioctl(c->fd, FIONREAD, &unread) ||
+	    (unacked == 0 && unread == 0) || shutdown(c->fd, SHUT_WR)) {
 		conn_free(c);
 		return;
 	}
+	c->flags |= CONN_LINGER;
+	bufferevent_set_timeouts(c->bev, c->worker->flush_tv, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->flags & CONN_CLOSING)
+		return;
 	c->flags |= CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
-	/* Free on the write callback once the output is empty; give up if
-	 * the client stops reading for flush_tv. */
+	if (conn_pending(c) == 0) {
+		conn_finish(c);
+		return;
+	}
+	/* Finish on the write callback once the output is empty; give up if
+	 * the client reads nothing for flush_tv. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_set_timeouts(c->bev, NULL, c->worker->flush_tv);
+}
+
+/* Lingering: the reply is on its way; input is read only to be dropped. */
+static void conn_linger_read(struct conn *c, short what)
+{
+	struct worker *w = c->worker;
+	ssize_t n = (what & EV_TIMEOUT) ? 0 :
+	    read(c->fd, w->rbuf, w->rbuf_size);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		conn_free(c);
 }
 
 /* The event's argument is the bufferevent, as libevent's own is: its
@@ -153,6 +193,10 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = c->worker;
 	ssize_t n;
 
+	if (c->flags & CONN_LINGER) {
+		conn_linger_read(c, what);
+		return;
+	}
 	if (what & EV_TIMEOUT) {
 		stat_add(&w->stats.idle_timeouts, 1);
 		log_verbose("closing idle connection fd %d", c->fd);
@@ -164,7 +208,9 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		stat_add(&w->stats.bytes_in, (uint64_t)n);
 		conn_send(c, w->rbuf, (size_t)n);
 	} else if (n == 0) {
-		conn_close(c);	/* half-close: the client still gets it all */
+		/* Half-close: the client still gets everything it sent. */
+		c->flags |= CONN_EOF;
+		conn_close(c);
 	} else if (errno != EAGAIN && errno != EINTR) {
 		conn_fail(c, "read", errno);
 	}
@@ -176,7 +222,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if ((c->flags & CONN_CLOSING) && conn_pending(c) == 0)
-		conn_free(c);
+		conn_finish(c);
 	else if (c->flags & CONN_PAUSED)
 		conn_resume(c);
 }

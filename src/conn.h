@@ -25,7 +25,10 @@
  *
  * - Closing.  bufferevent_free() drops pending output (fact 4), so
  *   conn_close() first stops reading, lets the output drain, and frees on
- *   the write callback, with a write timeout as the fallback.
+ *   the write callback, with a write timeout as the fallback.  If the
+ *   kernel still holds unacknowledged output then, it sends FIN and waits
+ *   for the client's EOF (a lingering close), because close() with unread
+ *   input sends RST, which discards that output.
  */
 #ifndef CONN_H
 #define CONN_H
@@ -47,7 +50,7 @@ struct conn *conn_new(struct worker *w, int fd);
 void conn_send(struct conn *c, const void *buf, size_t len);
 
 /* Stops reading, sends what is pending, then frees @c.  May free @c at
- * once. */
+ * once.  Idempotent. */
 void conn_close(struct conn *c);
 
 /* Frees @c now, dropping (and counting) any pending output. */

@@ -16,7 +16,6 @@
 enum cq_item_type {
 	CQ_NEW_CONN,	/* fd: an accepted socket for the worker to serve */
 	CQ_STOP,	/* flush and close every connection, then exit */
-	CQ_STATS,	/* nothing; a wake-up to publish statistics */
 };
 
 struct cq_item {

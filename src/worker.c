@@ -113,8 +113,6 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 			if (!w->stopping)
 				worker_begin_stop(w);
 			break;
-		case CQ_STATS:
-			break;
 		}
 	}
 }
@@ -152,7 +150,9 @@ int worker_init(struct worker *w, int id, const struct worker_config *cfg)
 	w->grace_timer = evtimer_new(w->base, worker_grace_cb, w);
 	w->rbuf_size = WORKER_READ_SIZE;
 	w->rbuf = malloc(w->rbuf_size);
+	w->stop_item = conn_queue_item_new(&w->queue);
 	if (!w->notify_event || !w->grace_timer || !w->rbuf ||
+	    !w->stop_item ||
 	    event_add(w->notify_event, NULL))
 		goto fail;
 	w->idle_tv = common_timeout(w->base, cfg->idle_timeout);
@@ -242,10 +242,11 @@ int worker_dispatch(struct worker *w, int fd)
 
 int worker_stop(struct worker *w)
 {
-	struct cq_item *it = conn_queue_item_new(&w->queue);
+	struct cq_item *it = w->stop_item;
 
+	w->stop_item = NULL;
 	if (!it)
-		return -ENOMEM;
+		return -EALREADY;
 	it->type = CQ_STOP;
 	return worker_push(w, it);
 }
@@ -271,6 +272,8 @@ void worker_release(struct worker *w)
 		}
 		conn_queue_item_free(&w->queue, it);
 	}
+	if (w->stop_item)
+		conn_queue_item_free(&w->queue, w->stop_item);
 	if (w->notify_event)
 		event_free(w->notify_event);
 	if (w->grace_timer)

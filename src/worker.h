@@ -49,6 +49,8 @@ struct worker {
 	int notify_send;	/* write end, the main thread's */
 	struct event *notify_event;
 	struct event *grace_timer;
+	struct cq_item *stop_item;	/* allocated up front: stopping
+					 * must not fail for want of memory */
 
 	/* Common timeouts (one shared timer queue, not a heap entry per
 	 * connection); NULL when off. */
@@ -77,7 +79,7 @@ int worker_start(struct worker *w);
 int worker_dispatch(struct worker *w, int fd);
 
 /* Asks @w to flush and close its connections, then leave its loop.
- * Returns 0 or -errno. */
+ * Returns 0 or -errno (only if the notify pipe fails).  Call once. */
 int worker_stop(struct worker *w);
 
 /* Waits for the thread to leave, if it was started. */

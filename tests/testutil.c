@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -56,6 +58,14 @@ size_t scaled(size_t n, size_t min)
 	return v < min ? min : v;
 }
 
+uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 int test_connect(int port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -69,6 +79,51 @@ int test_connect(int port)
 	    "connect to port %d: %s", port, strerror(errno));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24	/* linux/in.h; glibc lacks it */
+#endif
+
+int test_connect_from(int port, int src)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1, err;
+
+	if (fd < 0)
+		return -1;
+	if (src > 0) {
+		struct sockaddr_in from = { .sin_family = AF_INET };
+
+		/* Choose the port at connect(), by the whole 4-tuple, rather
+		 * than at bind(), which wants a port free of every peer. */
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+		    sizeof(one));
+		from.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+		if (bind(fd, (struct sockaddr *)&from, sizeof(from)))
+			goto fail;
+	}
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		goto fail;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+fail:
+	err = errno;
+	close(fd);
+	errno = err;
+	return -1;
+}
+
+int test_echo_once(int fd)
+{
+	char c = 'e';
+
+	if (write(fd, &c, 1) != 1)
+		return 0;
+	return read_exact(fd, &c, 1, now_ms() + 20000) == 1 && c == 'e';
 }
 
 void write_all(int fd, const void *buf, size_t len)
@@ -129,6 +184,16 @@ int wait_eof(int fd, uint64_t deadline)
 	}
 }
 
+int rss_is_meaningful(void)
+{
+	const char *w = getenv("TEST_WRAPPER");
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return 0;
+#endif
+	return !(w && *w);
+}
+
 long proc_rss_kib(pid_t pid)
 {
 	char path[64], line[256];
@@ -146,6 +211,57 @@ long proc_rss_kib(pid_t pid)
 	return kib;
 }
 
+double proc_cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long utime, stime;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields 14 and 15, counted after the parenthesised command. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+	    "%*u %lu %lu", &utime, &stime) != 2)
+		return -1;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Entries in /proc/@pid/@dir, without "." and "..". */
+static int proc_dir_count(pid_t pid, const char *dir)
+{
+	char path[64];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, dir);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+int proc_fd_count(pid_t pid)
+{
+	return proc_dir_count(pid, "fd");
+}
+
+int proc_thread_count(pid_t pid)
+{
+	return proc_dir_count(pid, "task");
+}
+
 void fill_random(uint64_t *state, void *buf, size_t len)
 {
 	unsigned char *p = buf;
@@ -161,10 +277,14 @@ void fill_random(uint64_t *state, void *buf, size_t len)
 	*state = x;
 }
 
+static const char *server_path_override;
+
 static const char *server_path(void)
 {
 	const char *p = getenv("ECHOSERVER");
 
+	if (server_path_override)
+		return server_path_override;
 	return p ? p : "./echoserver";
 }
 
@@ -193,7 +313,7 @@ static char **build_argv(const char *const *fixed, const char *const *args)
 	return argv;
 }
 
-static pid_t spawn(char **argv, const char *err_path)
+static pid_t spawn(char **argv, const char *err_path, long nofile)
 {
 	pid_t pid = fork();
 
@@ -201,8 +321,11 @@ static pid_t spawn(char **argv, const char *err_path)
 	if (pid == 0) {
 		int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		int null = open("/dev/null", O_RDWR);
+		struct rlimit rl = { (rlim_t)nofile, (rlim_t)nofile };
 
 		if (fd < 0 || null < 0)
+			_exit(127);
+		if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &rl))
 			_exit(127);
 		dup2(null, 0);
 		dup2(null, 1);
@@ -215,6 +338,12 @@ static pid_t spawn(char **argv, const char *err_path)
 
 void test_server_start(struct test_server *ts, const char *const *args)
 {
+	test_server_start_ex(ts, args, NULL, 0);
+}
+
+void test_server_start_ex(struct test_server *ts, const char *const *args,
+    const char *path, long nofile)
+{
 	char port_path[128];
 	uint64_t deadline;
 	const char *fixed[] = { "-l", "127.0.0.1", "-p", "0", "--port-file",
@@ -226,7 +355,9 @@ void test_server_start(struct test_server *ts, const char *const *args)
 	snprintf(port_path, sizeof(port_path), "%s/port", ts->dir);
 	snprintf(ts->log_path, sizeof(ts->log_path), "%s/stderr", ts->dir);
 
-	ts->pid = spawn(build_argv(fixed, args), ts->log_path);
+	server_path_override = path;
+	ts->pid = spawn(build_argv(fixed, args), ts->log_path, nofile);
+	server_path_override = NULL;
 
 	/* The server writes the port file atomically (rename) once it
 	 * listens; valgrind start-up is slow, hence the long deadline. */
@@ -268,6 +399,29 @@ int test_server_stop(struct test_server *ts, int sig)
 	return status;
 }
 
+int test_server_wait(struct test_server *ts, uint64_t deadline)
+{
+	int status;
+
+	while (ts->pid > 0 && now_ms() < deadline) {
+		if (waitpid(ts->pid, &status, WNOHANG) == ts->pid) {
+			ts->pid = 0;
+			return status;
+		}
+		poll(NULL, 0, 5);	/* a poll interval, bounded by deadline */
+	}
+	return -1;
+}
+
+void test_server_cleanup(struct test_server *ts)
+{
+	if (!ts->dir[0])
+		return;
+	unlink(ts->log_path);
+	rmdir(ts->dir);
+	ts->dir[0] = '\0';
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -295,6 +449,74 @@ char *test_server_log(const struct test_server *ts)
 	return slurp(ts->log_path);
 }
 
+int test_server_log_wait(const struct test_server *ts, const char *needle,
+    uint64_t deadline)
+{
+	do {
+		char *log = test_server_log(ts);
+		int found = strstr(log, needle) != NULL;
+
+		free(log);
+		if (found)
+			return 1;
+		poll(NULL, 0, 10);	/* a poll interval, bounded by deadline */
+	} while (now_ms() < deadline);
+	return 0;
+}
+
+long test_stat(const char *log, const char *when, const char *who,
+    const char *name)
+{
+	char tag[64], key[64];
+	const char *line = NULL, *p, *end;
+
+	snprintf(tag, sizeof(tag), "stats %s: %s ", when, who);
+	for (p = log; (p = strstr(p, tag)); p++)
+		line = p;
+	if (!line)
+		return -1;
+	end = strchr(line, '\n');
+	snprintf(key, sizeof(key), " %s=", name);
+	p = strstr(line, key);
+	return p && (!end || p < end) ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+int test_server_wait_stat(const struct test_server *ts, const char *name,
+    long want, uint64_t deadline)
+{
+	while (now_ms() < deadline) {
+		char *log;
+		long v;
+
+		kill(ts->pid, SIGUSR1);
+		poll(NULL, 0, 50);	/* a poll interval, bounded above */
+		log = test_server_log(ts);
+		v = test_stat(log, "now", "total", name);
+		free(log);
+		if (v == want)
+			return 1;
+	}
+	return 0;
+}
+
+char *test_server_stop_clean(struct test_server *ts)
+{
+	kill(ts->pid, SIGTERM);
+	return test_server_wait_clean(ts);
+}
+
+char *test_server_wait_clean(struct test_server *ts)
+{
+	int status;
+	char *log;
+
+	status = test_server_wait(ts, now_ms() + 60000);
+	log = test_server_log(ts);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "echoserver did not exit 0 (status %#x): %s", status, log);
+	return log;
+}
+
 int run_echoserver(const char *const *args, char **err)
 {
 	char dir[] = "/tmp/echoserver-run.XXXXXX", path[64];
@@ -303,7 +525,7 @@ int run_echoserver(const char *const *args, char **err)
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/stderr", dir);
-	pid = spawn(build_argv(NULL, args), path);
+	pid = spawn(build_argv(NULL, args), path, 0);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	*err = slurp(path);

@@ -27,8 +27,24 @@ double test_scale(void);
 /* Scales @n by test_scale(), but never below @min. */
 size_t scaled(size_t n, size_t min);
 
+/* Monotonic microseconds, for latency figures. */
+uint64_t now_us(void);
+
 /* A blocking TCP connection to 127.0.0.1:@port; aborts the test on failure. */
 int test_connect(int port);
+
+/*
+ * A blocking TCP connection to 127.0.0.1:@port from the source address
+ * 127.0.0.@src (0: let the kernel choose), with TCP_NODELAY.  Spreading
+ * many connections over sources gets past the ephemeral ports of one
+ * address.  Returns the fd, or -1 with errno set; never fails the test, so
+ * it is safe in helper threads and forked children.
+ */
+int test_connect_from(int port, int src);
+
+/* Sends one byte and waits up to 20 s for it: 1 if echoed, 0 if the server
+ * closed the connection instead.  Never fails the test. */
+int test_echo_once(int fd);
 
 /* Writes all of @buf or fails the test (blocking fd). */
 void write_all(int fd, const void *buf, size_t len);
@@ -43,8 +59,25 @@ size_t read_exact(int fd, void *buf, size_t len, uint64_t deadline);
 /* True once @fd reads EOF before @deadline (discarding any data). */
 int wait_eof(int fd, uint64_t deadline);
 
+/*
+ * False when the server runs under a sanitizer (tests are built with the
+ * same flags) or a TEST_WRAPPER such as valgrind: ASan's quarantine, TSan's
+ * shadow memory and valgrind's own heap make RSS bounds meaningless there,
+ * so memory bounds are checked in the plain build only.
+ */
+int rss_is_meaningful(void);
+
 /* Resident set size of @pid in KiB, from /proc; -1 if unknown. */
 long proc_rss_kib(pid_t pid);
+
+/* CPU seconds (user + system) used by @pid so far, from /proc. */
+double proc_cpu_seconds(pid_t pid);
+
+/* Open descriptors of @pid, from /proc; -1 if unknown. */
+int proc_fd_count(pid_t pid);
+
+/* Threads of @pid, from /proc; -1 if unknown. */
+int proc_thread_count(pid_t pid);
 
 /* Fills @buf with bytes from the xorshift stream *@state. */
 void fill_random(uint64_t *state, void *buf, size_t len);
@@ -64,13 +97,52 @@ struct test_server {
  */
 void test_server_start(struct test_server *ts, const char *const *args);
 
+/*
+ * Like test_server_start(), but runs the program at @path (NULL: as
+ * above) with its fd limit set to @nofile (0: unchanged).
+ */
+void test_server_start_ex(struct test_server *ts, const char *const *args,
+    const char *path, long nofile);
+
 /* Sends @sig and reaps; returns the wait status.  Idempotent. */
 int test_server_stop(struct test_server *ts, int sig);
+
+/* Waits until @deadline for the server to exit by itself; returns the
+ * wait status, or -1 if it is still running. */
+int test_server_wait(struct test_server *ts, uint64_t deadline);
+
+/* Removes the server's temp dir and log; call after test_server_stop(). */
+void test_server_cleanup(struct test_server *ts);
 
 /* Reads the server's stderr so far; caller frees. */
 char *test_server_log(const struct test_server *ts);
 
-/* Runs $ECHOSERVER with @args to completion; returns its wait status and
+/* Polls the server's stderr until it contains @needle; false if it does
+ * not by @deadline. */
+int test_server_log_wait(const struct test_server *ts, const char *needle,
+    uint64_t deadline);
+
+/*
+ * The counter @name from the newest "stats @when: @who" line of @log
+ * (@when is "now" for SIGUSR1, "at exit" at shutdown; @who is "total" or
+ * "worker N"); -1 if absent.
+ */
+long test_stat(const char *log, const char *when, const char *who,
+    const char *name);
+
+/* Sends SIGUSR1 until the live total @name equals @want; false if it
+ * does not by @deadline. */
+int test_server_wait_stat(const struct test_server *ts, const char *name,
+    long want, uint64_t deadline);
+
+/* Waits up to 60 s for a server already told to stop to exit with status
+ * 0 (failing the test otherwise); returns its log, which caller frees. */
+char *test_server_wait_clean(struct test_server *ts);
+
+/* Sends SIGTERM, then test_server_wait_clean(). */
+char *test_server_stop_clean(struct test_server *ts);
+
+/* Runs $ECHOSERVER to completion; returns its wait status and
  * stores its stderr in @err (caller frees). */
 int run_echoserver(const char *const *args, char **err);
 

@@ -1,0 +1,169 @@
+/*
+ * Unit tests for option parsing: defaults, every kind of good value, and
+ * every kind of bad one, each rejected with a message naming the option
+ * and the value.
+ */
+#include "log.h"
+#include "options.h"
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* Parses the NULL-terminated words after the program name. */
+static enum options_result parse(struct options *o, char *err,
+    const char *const *words)
+{
+	char *argv[32] = { "echoserver" };
+	int argc = 1;
+
+	while (words[argc - 1])
+		argv[argc] = (char *)words[argc - 1], argc++;
+	options_init(o);
+	return options_parse(o, argc, argv, err, 256);
+}
+
+START_TEST(test_options_defaults_match_the_documentation)
+{
+	const char *none[] = { NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, none), OPTIONS_OK);
+	ck_assert_int_eq(o.port, 5555);
+	ck_assert_int_eq(o.backlog, 1024);
+	ck_assert_int_eq(o.n_listen, 0);
+	ck_assert_int_ge(o.threads, 1);
+	ck_assert(o.grace == 5.0);
+	ck_assert(o.idle_timeout == 0);
+	ck_assert_uint_eq(o.high_water, 1024 * 1024);
+	ck_assert_uint_eq(o.low_water, 256 * 1024);
+	ck_assert_int_eq(o.log_level, LOG_INFO);
+}
+END_TEST
+
+START_TEST(test_options_accepts_every_option)
+{
+	const char *args[] = { "-p", "0", "-l", "127.0.0.1", "--listen",
+		"[::1]", "-t", "3", "-b", "64", "-c", "100",
+		"--idle-timeout", "2.5", "--write-timeout", "7",
+		"--high-water", "4M", "--low-water", "64k", "--grace", "0.5",
+		"--port-file", "/tmp/x", "--reject-message", "", "-vv", "-q",
+		NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, args), OPTIONS_OK);
+	ck_assert_int_eq(o.port, 0);
+	ck_assert_int_eq(o.n_listen, 2);
+	ck_assert_str_eq(o.listen[1], "[::1]");
+	ck_assert_int_eq(o.threads, 3);
+	ck_assert_int_eq(o.backlog, 64);
+	ck_assert_int_eq(o.max_conns, 100);
+	ck_assert(o.idle_timeout == 2.5);
+	ck_assert(o.write_timeout == 7);
+	ck_assert_uint_eq(o.high_water, 4u << 20);
+	ck_assert_uint_eq(o.low_water, 64u << 10);
+	ck_assert(o.grace == 0.5);
+	ck_assert_str_eq(o.port_file, "/tmp/x");
+	ck_assert_str_eq(o.reject_message, "");
+	ck_assert_int_eq(o.log_level, LOG_VERBOSE);
+}
+END_TEST
+
+START_TEST(test_options_help_and_version_are_not_errors)
+{
+	const char *help[] = { "--help", NULL }, *ver[] = { "-V", NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, help), OPTIONS_HELP);
+	ck_assert_int_eq(parse(&o, err, ver), OPTIONS_VERSION);
+}
+END_TEST
+
+/* Each row: the arguments, then two substrings the message must hold. */
+static const struct bad {
+	const char *args[4];
+	const char *want1, *want2;
+} bad[] = {
+	{ { "-p", "abc" }, "'abc'", "'--port'" },
+	{ { "-p", "65536" }, "'65536'", "'--port'" },
+	{ { "-p", "-1" }, "'-1'", "'--port'" },
+	{ { "--port", "80x" }, "'80x'", "'--port'" },
+	{ { "-p", "" }, "''", "'--port'" },
+	{ { "-t", "0" }, "'0'", "'--threads'" },
+	{ { "-t", "99999999999999999999" }, "99999", "'--threads'" },
+	{ { "-b", "0" }, "'0'", "'--backlog'" },
+	{ { "-c", "-5" }, "'-5'", "'--max-conns'" },
+	{ { "-l", "localhost" }, "'localhost'", "'--listen'" },
+	{ { "-l", "1.2.3.4.5" }, "'1.2.3.4.5'", "'--listen'" },
+	{ { "-l", "[::1" }, "'[::1'", "'--listen'" },
+	{ { "--idle-timeout", "-1" }, "'-1'", "'--idle-timeout'" },
+	{ { "--idle-timeout", "nan" }, "'nan'", "'--idle-timeout'" },
+	{ { "--write-timeout", "1s" }, "'1s'", "'--write-timeout'" },
+	{ { "--grace", "inf" }, "'inf'", "'--grace'" },
+	{ { "--high-water", "0" }, "'0'", "'--high-water'" },
+	{ { "--high-water", "1T" }, "'1T'", "'--high-water'" },
+	{ { "--low-water", "-1" }, "'-1'", "'--low-water'" },
+	{ { "--low-water", "2M" }, "'2097152'", "'--low-water'" },
+	{ { "--port-file", "" }, "''", "'--port-file'" },
+	{ { "--bogus" }, "unknown option", "'--bogus'" },
+	{ { "-x" }, "unknown option", "'-x'" },
+	{ { "-p" }, "needs a value", "'--port'" },
+	{ { "--grace" }, "needs a value", "'--grace'" },
+	{ { "stray" }, "unexpected argument", "'stray'" },
+};
+
+START_TEST(test_options_rejects_bad_values_naming_option_and_value)
+{
+	const struct bad *b = &bad[_i];
+	struct options o;
+	char err[256] = "";
+
+	ck_assert_int_eq(parse(&o, err, b->args), OPTIONS_ERROR);
+	ck_assert_msg(strstr(err, b->want1) && strstr(err, b->want2),
+	    "message '%s' lacks %s or %s", err, b->want1, b->want2);
+	ck_assert_msg(err[0] >= 'a' && err[0] <= 'z' &&
+	    err[strlen(err) - 1] != '.' && !strchr(err, '\n'),
+	    "not one lowercase line without a period: '%s'", err);
+}
+END_TEST
+
+START_TEST(test_options_bad_option_exits_64_with_one_message)
+{
+	const char *args[] = { "--threads", "lots", NULL };
+	char *err;
+	int status = run_echoserver(args, &err);
+
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 64);
+	ck_assert_msg(strstr(err, "echoserver: invalid value 'lots' for "
+	    "option '--threads'\n"), "stderr: %s", err);
+	free(err);
+}
+END_TEST
+
+static Suite *options_suite(void)
+{
+	Suite *s = suite_create("options");
+	TCase *tc = tcase_create("good");
+
+	tcase_add_test(tc, test_options_defaults_match_the_documentation);
+	tcase_add_test(tc, test_options_accepts_every_option);
+	tcase_add_test(tc, test_options_help_and_version_are_not_errors);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("bad");
+	tcase_add_loop_test(tc,
+	    test_options_rejects_bad_values_naming_option_and_value, 0,
+	    (int)(sizeof(bad) / sizeof(bad[0])));
+	tcase_add_test(tc, test_options_bad_option_exits_64_with_one_message);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return run_suite(options_suite());
+}
