@@ -82,11 +82,16 @@ class Server:
 
 
 def make_servers(args, tmp):
-    es_threads = str(args.echoserver_threads)
+    # By default echoserver picks its own worker count: the CPUs it may
+    # run on, so one worker when pinned to one core.
+    es_t = (['-t', str(args.echoserver_threads)]
+            if args.echoserver_threads else [])
     servers = [
-        Server('echoserver', 'echoserver (-t %s)' % es_threads,
-               lambda pf: ['./echoserver', '-l', '127.0.0.1', '-p', '0',
-                           '-t', es_threads, '--port-file', pf],
+        Server('echoserver', 'echoserver' + (' (-t %d)' %
+                                             args.echoserver_threads
+                                             if es_t else ''),
+               lambda pf: ['./echoserver', '-l', '127.0.0.1', '-p', '0']
+               + es_t + ['--port-file', pf],
                port_file=True,
                missing=None if os.access(os.path.join(ROOT, 'echoserver'),
                                          os.X_OK)
@@ -640,7 +645,9 @@ EXPLAIN = """## What the figures mean
 
 ## The servers
 
-- **echoserver**: this project, `./echoserver -l 127.0.0.1 -p 0 -t 2`.
+- **echoserver**: this project, `./echoserver -l 127.0.0.1 -p 0`, with
+  its default worker count: one per CPU it may run on, so one worker when
+  pinned to one core (`--echoserver-threads N` passes `-t N` instead).
 - **plain bufferevent echo** (`bench/peer_bufferevent.c`): one thread,
   one event_base, a socket bufferevent per connection whose read callback
   moves input to output: what most libevent users write first.
@@ -718,7 +725,8 @@ def main():
     ap.add_argument('--scenarios', help='comma-separated keys to run')
     ap.add_argument('--no-pin', action='store_true',
                     help='do not pin server and client to cores')
-    ap.add_argument('--echoserver-threads', type=int, default=2)
+    ap.add_argument('--echoserver-threads', type=int, default=0,
+                    help="echoserver's -t (default: its own default)")
     ap.add_argument('--out', help='directory for benchmarks.md and PNGs '
                     '(default docs/, or tests/tmp/bench/ with --quick)')
     ap.add_argument('--render', metavar='JSON',
@@ -840,7 +848,7 @@ def write_report(args, saved, outdir):
 
 
 DEFAULT_LABELS = [
-    ['echoserver', 'echoserver (-t 2)'],
+    ['echoserver', 'echoserver'],
     ['bufferevent', 'plain bufferevent echo'],
     ['seed', 'seed design (thread + base per conn)'],
     ['go', 'Go net'], ['node', 'Node net'],

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,13 +50,27 @@ static const struct option long_options[] = {
 };
 static const char short_options[] = ":p:l:t:b:c:vqhV";
 
+/*
+ * The CPUs this process may run on: all online CPUs normally, fewer under
+ * taskset or a container's cpuset, where more workers than CPUs would only
+ * take turns on the same cores.
+ */
+static int usable_cpus(void)
+{
+	cpu_set_t set;
+	long online;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set))
+		return CPU_COUNT(&set);
+	online = sysconf(_SC_NPROCESSORS_ONLN);
+	return online > 0 ? (int)online : 1;
+}
+
 void options_init(struct options *o)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
 	memset(o, 0, sizeof(*o));
 	o->port = 5555;
-	o->threads = cpus > 0 ? (int)cpus : 1;
+	o->threads = usable_cpus();
 	o->backlog = 1024;
 	o->grace = 5.0;
 	o->high_water = 1024 * 1024;
@@ -74,7 +89,8 @@ void options_usage(FILE *out)
 "  -p, --port N            port to listen on (default 5555; 0 picks one)\n"
 "  -l, --listen ADDR       numeric IPv4 or IPv6 address to listen on;\n"
 "                          repeatable (default: all interfaces)\n"
-"  -t, --threads N         worker threads (default: online CPUs)\n"
+"  -t, --threads N         worker threads (default: the CPUs this process\n"
+"                          may run on)\n"
 "  -b, --backlog N         listen backlog (default 1024)\n"
 "  -c, --max-conns N       connection limit (default: fd limit less a\n"
 "                          reserve)\n"

@@ -244,8 +244,9 @@ static void log_startup(struct server *s)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
 		    i ? " " : "", addr);
 	}
-	log_info("echoserver %s listening on %s; %d workers; libevent %s "
+	log_info("echoserver %s listening on %s; %d worker%s; libevent %s "
 	    "(%s); max %ld connections", VERSION, line, s->n_workers,
+	    s->n_workers == 1 ? "" : "s",
 	    event_get_version(), event_base_get_method(s->base),
 	    s->max_conns);
 }

@@ -7,6 +7,7 @@
 #include "options.h"
 #include "testutil.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -40,6 +41,22 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_uint_eq(o.high_water, 1024 * 1024);
 	ck_assert_uint_eq(o.low_water, 256 * 1024);
 	ck_assert_int_eq(o.log_level, LOG_INFO);
+}
+END_TEST
+
+START_TEST(test_options_default_threads_follow_the_cpu_affinity)
+{
+	const char *none[] = { NULL };
+	struct options o;
+	char err[256];
+	cpu_set_t one;
+
+	/* Check forks each test, so this affinity stays in this test. */
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+	ck_assert_int_eq(parse(&o, err, none), OPTIONS_OK);
+	ck_assert_int_eq(o.threads, 1);
 }
 END_TEST
 
@@ -151,6 +168,7 @@ static Suite *options_suite(void)
 	TCase *tc = tcase_create("good");
 
 	tcase_add_test(tc, test_options_defaults_match_the_documentation);
+	tcase_add_test(tc, test_options_default_threads_follow_the_cpu_affinity);
 	tcase_add_test(tc, test_options_accepts_every_option);
 	tcase_add_test(tc, test_options_help_and_version_are_not_errors);
 	suite_add_tcase(s, tc);
