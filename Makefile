@@ -13,6 +13,7 @@
 #   SANITIZE=address,undefined or SANITIZE=thread
 #   V=1                 show the full commands
 #   TEST_WRAPPER="valgrind ..."  run the server under a wrapper in tests
+#   BENCH_QUICK=1       a short `make bench-workqueue` (under a minute)
 
 VERSION = 0.1.0
 WQ_SOVERSION = 0
@@ -46,6 +47,8 @@ LIBEVENT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libevent 2>/dev/null)
 LIBEVENT_LIBS ?= $(shell $(PKG_CONFIG) --libs libevent 2>/dev/null)
 CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+GLIB_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags glib-2.0 2>/dev/null)
+GLIB_LIBS ?= $(shell $(PKG_CONFIG) --libs glib-2.0 2>/dev/null)
 
 WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
@@ -64,18 +67,48 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o
 
+WQ_OBJS = src/workqueue.o
+WQ_SO = libworkqueue.so.$(WQ_SOVERSION)
+
 PROGRAMS = echoserver
-LIBS =
-TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver
+LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
+EXAMPLES = docs/examples/wq_example
+TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
+	tests/check_workqueue
 TEST_OBJS = tests/testutil.o
 BENCH_PEERS = bench/peer_bufferevent
 
-ALL_OBJS = $(SERVER_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
+ALL_OBJS = $(SERVER_OBJS) $(WQ_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) \
+	$(BENCH_PEERS:%=%.o) $(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
-all: $(PROGRAMS) $(LIBS)
+all: $(PROGRAMS) $(LIBS) $(EXAMPLES)
 
 echoserver: $(SERVER_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+
+# The work-queue library needs pthreads only, so its rules skip libevent.
+# One -fPIC object serves both the archive and the shared library.
+src/workqueue.o: src/workqueue.c BUILD-FLAGS
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+libworkqueue.a: $(WQ_OBJS)
+	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
+$(WQ_SO): $(WQ_OBJS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,$@ -o $@ $^
+libworkqueue.so: $(WQ_SO)
+	$(QUIET_GEN)ln -sf $< $@
+
+# BUILD-PREFIX changes with the install paths, so workqueue.pc follows a new
+# PREFIX (the BUILD-FLAGS trick again).
+BUILD-PREFIX: FORCE
+	@p='$(PREFIX):$(libdir):$(includedir)'; \
+	if test x"$$p" != x"`cat $@ 2>/dev/null`"; then echo "$$p" >$@; fi
+workqueue.pc: workqueue.pc.in BUILD-PREFIX
+	$(QUIET_GEN)sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(libdir)|' \
+		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+		$< >$@+ && mv $@+ $@
+
+docs/examples/wq_example: docs/examples/wq_example.o libworkqueue.a
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 # --- packages ----------------------------------------------------------------
 
@@ -123,7 +156,14 @@ tests/check_conn_queue: tests/check_conn_queue.o tests/testutil.o \
 tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
 		src/log.o src/xalloc.o src/netaddr.o
 tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
-tests/check_%:
+# The wraps let the suite fail pthread_create and count joins.
+tests/check_workqueue: tests/check_workqueue.o tests/testutil.o \
+		libworkqueue.a
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=pthread_create \
+		-Wl,--wrap=pthread_join -o $@ $^ $(CHECK_LIBS)
+# Explicit targets: a `tests/check_%:` pattern also matched (by its shorter
+# stem) tests/check_*.o and the .d files, and "linked" them.
+$(filter-out tests/check_workqueue,$(TESTS)):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS)
 
@@ -151,14 +191,41 @@ run: echoserver
 bench/peer_%: bench/peer_%.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
 
+# The library against GThreadPool, interleaved; flock keeps benchmarks on
+# this shared machine from running at the same time.
+bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(GLIB_CFLAGS) -MMD -MP -c -o $@ $<
+bench/bench_workqueue: bench/bench_workqueue.o libworkqueue.a
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(GLIB_LIBS)
+bench-workqueue: bench/bench_workqueue
+	flock /tmp/echoserver-bench.lock ./bench/bench_workqueue \
+		$(if $(BENCH_QUICK),--quick)
+
 # --- installing --------------------------------------------------------------
 
-install: all
+install: all install-workqueue
 	install -d $(DESTDIR)$(bindir)
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(bindir)
 
-uninstall:
+install-workqueue: $(LIBS)
+	install -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) \
+		$(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(mandir)/man3
+	install -m 644 libworkqueue.a $(DESTDIR)$(libdir)
+	install -m 644 src/workqueue.h $(DESTDIR)$(includedir)
+	install -m 755 $(WQ_SO) $(DESTDIR)$(libdir)
+	ln -sf $(WQ_SO) $(DESTDIR)$(libdir)/libworkqueue.so
+	install -m 644 workqueue.pc $(DESTDIR)$(pkgconfigdir)
+	install -m 644 docs/workqueue.3 $(DESTDIR)$(mandir)/man3
+
+uninstall: uninstall-workqueue
 	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%)
+
+uninstall-workqueue:
+	rm -f $(DESTDIR)$(libdir)/libworkqueue.a $(DESTDIR)$(libdir)/$(WQ_SO) \
+		$(DESTDIR)$(libdir)/libworkqueue.so \
+		$(DESTDIR)$(includedir)/workqueue.h \
+		$(DESTDIR)$(pkgconfigdir)/workqueue.pc \
+		$(DESTDIR)$(mandir)/man3/workqueue.3
 
 # --- configure and cleaning --------------------------------------------------
 
@@ -167,7 +234,8 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(BENCH_PEERS) BUILD-FLAGS \
-		$(ALL_OBJS) $(ALL_OBJS:.o=.d)
+		$(ALL_OBJS) $(ALL_OBJS:.o=.d) $(EXAMPLES) BUILD-PREFIX \
+		bench/bench_workqueue
 	rm -rf tests/tmp
 
 distclean: clean
@@ -175,4 +243,5 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind run install uninstall clean distclean \
-	deps need-libevent need-check FORCE
+	deps need-libevent need-check FORCE bench-workqueue \
+	install-workqueue uninstall-workqueue
