@@ -27,12 +27,13 @@
  * wait follows the same rule so that no wakeup is lost: the waiter counts
  * itself (nidle, nspace_waiters, nidle_waiters) and then re-checks; the
  * other side changes the queue and then reads the count, with sequentially
- * consistent operations (or fences) on both sides, so at least one of them
- * sees the other.  Because the counts are read without the lock and are
- * zero while the pool is busy, a busy pool makes no futex calls at all.  A
- * worker with nothing to do spins for a while on the next slot before it
- * sleeps, since a sleeping worker costs the next submit a wakeup; a submit
- * wakes exactly one sleeper, most recently idle first.
+ * consistent operations on both sides (an RMW where a release store must be
+ * seen), so at least one of them sees the other.  Because the counts are
+ * read without the lock and are zero while the pool is busy, a busy pool
+ * makes no futex calls at all.  A worker with nothing to do spins for a
+ * while on the next slot before it sleeps, since a sleeping worker costs
+ * the next submit a wakeup; a submit wakes exactly one sleeper, most
+ * recently idle first.
  *
  * wait_idle.  A caller notes tail, the position of the next job.  It is done
  * once head has passed it and no worker still holds a batch that started
@@ -127,7 +128,7 @@ struct wq_worker {
 struct workqueue {
 	/* Read-mostly. */
 	struct wq_slot *ring;
-	uint64_t mask;			/* ring size - 1 (a power of two) */
+	uint64_t mask;			/* ring size - 1, a power of 2 */
 	uint64_t capacity;		/* jobs allowed in the ring */
 	struct wq_worker *workers;	/* [nthreads] is the canceller's */
 	unsigned int nthreads;
@@ -136,7 +137,7 @@ struct workqueue {
 
 	/* Producers' line. */
 	alignas(WQ_CACHELINE) _Atomic uint64_t tail;
-	_Atomic uint64_t head_seen;	/* a recent head, for the capacity */
+	_Atomic uint64_t head_seen;	/* a recent head */
 
 	/* Consumers' line. */
 	alignas(WQ_CACHELINE) _Atomic uint64_t head;
@@ -144,12 +145,14 @@ struct workqueue {
 
 	/* Waiter counts: written rarely, read per job or per batch. */
 	alignas(WQ_CACHELINE) _Atomic unsigned int nidle;
-	_Atomic unsigned int nspace_waiters;
 	_Atomic unsigned int nidle_waiters;
+
+	/* Read-modify-written by workers per batch: see wq_take(). */
+	alignas(WQ_CACHELINE) _Atomic unsigned int nspace_waiters;
 
 	/* The slow paths. */
 	alignas(WQ_CACHELINE) pthread_mutex_t lock;
-	unsigned int *idle;		/* stack of sleeping worker indexes */
+	unsigned int *idle;		/* stack of sleeping workers */
 	unsigned int nstarted;		/* threads not yet joined */
 	pthread_cond_t space_cond;	/* slots freed, or shutdown */
 	pthread_cond_t idle_cond;	/* a batch finished */
@@ -157,7 +160,7 @@ struct workqueue {
 	int join_started;
 	int joined;
 	_Atomic uint64_t rejected;
-	_Atomic uint64_t inline_runs;	/* accepted and run by the submitter */
+	_Atomic uint64_t inline_runs;	/* run by their submitter */
 	_Atomic uint64_t inline_done;
 };
 
@@ -168,7 +171,6 @@ static _Thread_local struct workqueue *wq_current;
 #define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
 #define LOAD_ACQ(x) atomic_load_explicit(&(x), memory_order_acquire)
 #define STORE_REL(x, v) atomic_store_explicit(&(x), (v), memory_order_release)
-#define FENCE() atomic_thread_fence(memory_order_seq_cst)
 
 static inline void wq_cpu_relax(void)
 {
@@ -316,9 +318,13 @@ static unsigned int wq_take(struct workqueue *wq, struct wq_worker *w,
 	wq_raise_high_water(wq, ready < max ? ready :
 			    (LOAD(wq->tail) & ~WQ_CLOSED) - h);
 
-	/* Pairs with the fence in wq_submit_slow(). */
-	FENCE();
-	if (LOAD(wq->nspace_waiters)) {
+	/*
+	 * An RMW rather than a load: either it comes after a blocked
+	 * submitter's increment and sees it, or the submitter's increment
+	 * reads from it and so sees the slots freed above.  (A fence would
+	 * do, but TSan does not support fences.)
+	 */
+	if (atomic_fetch_add(&wq->nspace_waiters, 0)) {
 		pthread_mutex_lock(&wq->lock);
 		pthread_cond_broadcast(&wq->space_cond);
 		pthread_mutex_unlock(&wq->lock);
@@ -368,8 +374,7 @@ static void wq_sleep(struct workqueue *wq, struct wq_worker *w)
 	wq->idle[LOAD(wq->nidle)] = w->index;
 	w->woken = 0;
 	/* Count first, then re-check: see the DESIGN note. */
-	atomic_store(&wq->nidle, LOAD(wq->nidle) + 1);
-	FENCE();
+	atomic_fetch_add(&wq->nidle, 1);
 	if (wq_ready(wq) || LOAD(wq->state) != WQ_RUNNING) {
 		atomic_store(&wq->nidle, LOAD(wq->nidle) - 1);
 		pthread_mutex_unlock(&wq->lock);
@@ -484,9 +489,8 @@ static int wq_submit_slow(struct workqueue *wq, const struct wq_job *job,
 	if (timeout_ms)
 		wq_deadline(&ts, timeout_ms);
 	pthread_mutex_lock(&wq->lock);
+	/* Pairs with the RMW in wq_take(). */
 	atomic_fetch_add(&wq->nspace_waiters, 1);
-	/* Pairs with the fence in wq_take(). */
-	FENCE();
 	while ((err = wq_push(wq, job, 0)) == -EAGAIN && !timed_out) {
 		if (timeout_ms == 0)
 			pthread_cond_wait(&wq->space_cond, &wq->lock);
@@ -722,8 +726,18 @@ int workqueue_get_stats(struct workqueue *wq, struct workqueue_stats *st)
 		done += atomic_load(&wq->workers[i].completed);
 		cancelled += atomic_load(&wq->workers[i].cancelled);
 	}
+	/* head again after tail: if it did not move, tail - head was the
+	 * depth at one instant, so it never exceeds the capacity. */
 	head = atomic_load(&wq->head);
-	tail = atomic_load(&wq->tail) & ~WQ_CLOSED;
+	for (int tries = 0;; tries++) {
+		uint64_t again;
+
+		tail = atomic_load(&wq->tail) & ~WQ_CLOSED;
+		again = atomic_load(&wq->head);
+		if (again == head || tries == 1000)
+			break;
+		head = again;
+	}
 	inl_runs = atomic_load(&wq->inline_runs);
 	wq_raise_high_water(wq, tail - head);
 

@@ -43,8 +43,9 @@ typedef void workqueue_fn(void *arg);
 struct workqueue_options {
 	unsigned int threads;	/* 0: one per online CPU */
 	size_t capacity;	/* queued jobs before submits block; 0: 1024 */
-	const char *name;	/* thread-name prefix ("name-0", ...); NULL: "wq";
-				   borrowed, copied, cut to fit 15 bytes */
+	/* Thread-name prefix ("name-0", ...), cut to fit 15 bytes; NULL:
+	 * "wq".  Borrowed: copied during workqueue_new(). */
+	const char *name;
 };
 
 /* How workqueue_shutdown() treats jobs still queued. */
@@ -60,10 +61,10 @@ enum workqueue_shutdown_mode {
  * submitted == completed + cancelled + queued + running.
  */
 struct workqueue_stats {
-	uint64_t submitted;	/* jobs accepted (submits that returned 0) */
+	uint64_t submitted;	/* jobs accepted: submits that returned 0 */
 	uint64_t completed;	/* jobs whose fn returned */
 	uint64_t cancelled;	/* jobs cancelled by WORKQUEUE_CANCEL */
-	uint64_t rejected;	/* submits that failed: full, timeout, shut down */
+	uint64_t rejected;	/* failed submits: full, timeout, shutdown */
 	uint64_t queued;	/* queue depth now */
 	uint64_t running;	/* taken by a thread, not yet finished */
 	uint64_t high_water;	/* the largest queue depth seen */

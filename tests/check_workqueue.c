@@ -1163,17 +1163,23 @@ START_TEST(test_workqueue_rejects_bad_arguments)
 }
 END_TEST
 
-/* A test case named @name holding @test, with a @timeout in seconds that
- * CK_TIMEOUT_MULTIPLIER stretches for sanitizer runs. */
-static TCase *tcase(Suite *s, const char *name, const TTest *test,
-		    double timeout)
+/*
+ * Adds @test to the suite, in a new test case if @name differs from the
+ * last one.  @timeout is in seconds; CK_TIMEOUT_MULTIPLIER stretches it.
+ */
+static void add(Suite *s, const char *name, double timeout,
+		const TTest *test)
 {
-	TCase *tc = tcase_create(name);
+	static const char *last;
+	static TCase *tc;
 
-	tcase_set_timeout(tc, timeout);
+	if (!last || strcmp(last, name) != 0) {
+		tc = tcase_create(name);
+		tcase_set_timeout(tc, timeout);
+		suite_add_tcase(s, tc);
+		last = name;
+	}
 	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-	return tc;
 }
 
 Suite *workqueue_suite(void);
@@ -1181,61 +1187,68 @@ Suite *workqueue_suite(void);
 Suite *workqueue_suite(void)
 {
 	Suite *s = suite_create("workqueue");
-	TCase *tc;
 
-	tc = tcase(s, "exactly_once",
-		   test_workqueue_runs_each_accepted_job_exactly_once, 30);
-	tcase_add_test(tc,
-		       test_workqueue_runs_or_cancels_exactly_once_racing_cancel);
-	tc = tcase(s, "ownership",
-		   test_workqueue_failed_submit_never_touches_the_argument, 10);
-	tc = tcase(s, "backpressure",
-		   test_workqueue_full_queue_blocks_fails_or_times_out, 10);
-	tcase_add_test(tc, test_workqueue_capacity_one_still_moves_every_job);
-	tc = tcase(s, "wait_idle",
-		   test_workqueue_wait_idle_sees_each_job_in_a_100k_loop, 60);
-	tcase_add_test(tc,
-		       test_workqueue_wait_idle_timeout_expires_while_a_job_runs);
-	tcase_add_test(tc,
-		       test_workqueue_wait_idle_ignores_jobs_accepted_after_the_call);
-	tc = tcase(s, "drain",
-		   test_workqueue_drain_runs_every_queued_job_and_their_children,
-		   10);
-	tcase_add_test(tc, test_workqueue_free_drains_queued_jobs);
-	tc = tcase(s, "cancel",
-		   test_workqueue_cancel_calls_each_cancel_once_and_runs_none,
-		   10);
-	tcase_add_test(tc, test_workqueue_shutdown_is_idempotent_in_both_modes);
-	tcase_add_test(tc,
-		       test_workqueue_cancel_during_drain_cancels_what_is_left);
-	tc = tcase(s, "threads", test_workqueue_shutdown_joins_every_thread,
-		   10);
-	tcase_add_test(tc, test_workqueue_threads_carry_the_name_prefix);
-	tcase_add_test(tc,
-		       test_workqueue_zero_threads_means_one_per_online_cpu);
-	tc = tcase(s, "create_free_cycles",
-		   test_workqueue_survives_10k_create_free_cycles_without_jobs,
-		   60);
-	tcase_add_test(tc,
-		       test_workqueue_survives_10k_create_free_cycles_with_jobs);
-	tc = tcase(s, "self_calls",
-		   test_workqueue_self_calls_fail_or_run_inline_not_deadlock,
-		   10);
-	tc = tcase(s, "independent_pools",
-		   test_workqueue_pools_do_not_affect_each_other, 10);
-	tc = tcase(s, "failing_pthread_create",
-		   test_workqueue_failed_thread_start_leaves_no_thread_behind,
-		   10);
-	tc = tcase(s, "fifo", test_workqueue_one_worker_runs_jobs_in_submit_order,
-		   30);
-	tc = tcase(s, "stats", test_workqueue_stats_add_up_during_and_after_a_run,
-		   30);
-	tc = tcase(s, "arguments", test_workqueue_rejects_bad_arguments, 10);
-	(void)tc;
+	add(s, "exactly_once", 30,
+	    test_workqueue_runs_each_accepted_job_exactly_once);
+	add(s, "exactly_once", 30,
+	    test_workqueue_runs_or_cancels_exactly_once_racing_cancel);
+	add(s, "ownership", 10,
+	    test_workqueue_failed_submit_never_touches_the_argument);
+	add(s, "backpressure", 10,
+	    test_workqueue_full_queue_blocks_fails_or_times_out);
+	add(s, "backpressure", 10,
+	    test_workqueue_capacity_one_still_moves_every_job);
+	add(s, "wait_idle", 60,
+	    test_workqueue_wait_idle_sees_each_job_in_a_100k_loop);
+	add(s, "wait_idle", 60,
+	    test_workqueue_wait_idle_timeout_expires_while_a_job_runs);
+	add(s, "wait_idle", 60,
+	    test_workqueue_wait_idle_ignores_jobs_accepted_after_the_call);
+	add(s, "drain", 10,
+	    test_workqueue_drain_runs_every_queued_job_and_their_children);
+	add(s, "drain", 10, test_workqueue_free_drains_queued_jobs);
+	add(s, "cancel", 10,
+	    test_workqueue_cancel_calls_each_cancel_once_and_runs_none);
+	add(s, "cancel", 10,
+	    test_workqueue_shutdown_is_idempotent_in_both_modes);
+	add(s, "cancel", 10,
+	    test_workqueue_cancel_during_drain_cancels_what_is_left);
+	add(s, "threads", 10, test_workqueue_shutdown_joins_every_thread);
+	add(s, "threads", 10, test_workqueue_threads_carry_the_name_prefix);
+	add(s, "threads", 10,
+	    test_workqueue_zero_threads_means_one_per_online_cpu);
+	add(s, "create_free_cycles", 60,
+	    test_workqueue_survives_10k_create_free_cycles_without_jobs);
+	add(s, "create_free_cycles", 60,
+	    test_workqueue_survives_10k_create_free_cycles_with_jobs);
+	add(s, "self_calls", 10,
+	    test_workqueue_self_calls_fail_or_run_inline_not_deadlock);
+	add(s, "independent_pools", 10,
+	    test_workqueue_pools_do_not_affect_each_other);
+	add(s, "failing_pthread_create", 10,
+	    test_workqueue_failed_thread_start_leaves_no_thread_behind);
+	add(s, "fifo", 30,
+	    test_workqueue_one_worker_runs_jobs_in_submit_order);
+	add(s, "stats", 30,
+	    test_workqueue_stats_add_up_during_and_after_a_run);
+	add(s, "arguments", 10, test_workqueue_rejects_bad_arguments);
 	return s;
 }
 
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
 int main(void)
 {
+#ifdef SANITIZED
+	/* Sanitizers slow threads down tenfold: shrink the big loops unless
+	 * the caller chose a scale. */
+	setenv("TEST_SCALE", "0.2", 0);
+#endif
 	return run_suite(workqueue_suite());
 }
