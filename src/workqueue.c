@@ -269,9 +269,9 @@ static void wq_signal_idle_waiters(struct workqueue *wq)
 
 /*
  * Takes up to @max ready jobs into @batch for @w, which holds no batch;
- * with @share, leaves a share of them to the other awake workers so that a
- * batch of long jobs does not sit behind one while another idles.  Returns
- * the number taken.
+ * with @share, leaves the other workers their share of what is ready, so
+ * that jobs do not sit behind a long one while another worker idles.
+ * Returns the number taken.
  */
 static unsigned int wq_take(struct workqueue *wq, struct wq_worker *w,
 			    struct wq_job *batch, unsigned int max, int share)
@@ -292,12 +292,10 @@ static unsigned int wq_take(struct workqueue *wq, struct wq_worker *w,
 			return 0;
 		}
 		n = ready;
-		if (share && n > 1) {
-			unsigned int awake = wq->nthreads - LOAD(wq->nidle);
-
-			if (awake > 1)
-				n = (n + awake - 1) / awake;
-		}
+		/* Counting sleepers too: a sleeper is being woken for
+		 * the job it would otherwise find taken. */
+		if (share && n > 1 && wq->nthreads > 1)
+			n = (n + wq->nthreads - 1) / wq->nthreads;
 		/* Before the CAS (a release), so that wait_idle never sees
 		 * head past a job without seeing who holds it.  Moving
 		 * busy_lo on also says the batch held before finished. */
