@@ -285,13 +285,16 @@ static double run_burst(enum lib lib, unsigned long bursts)
 
 /* --- idle CPU ------------------------------------------------------------ */
 
-/* CPU milliseconds the whole process uses in 1 s while a 2-thread pool,
- * warmed up by one job, has nothing to do. */
-static double run_idle(enum lib lib)
+/*
+ * CPU the whole process uses while a 2-thread pool has nothing to do: in
+ * *@settle the 100 ms after its last job (where ours spins before
+ * sleeping), and, returned, the following 1 s; both in milliseconds.
+ */
+static double run_idle(enum lib lib, double *settle)
 {
-	struct timespec one = { 1, 0 };
+	struct timespec one = { 1, 0 }, tenth = { 0, 100000000 };
 	struct pool p;
-	double c0, c1;
+	double c0, c1, c2;
 
 	pool_start(&p, lib, 2, rt_glib);
 	atomic_store(&rt_flag, 0);
@@ -299,11 +302,24 @@ static double run_idle(enum lib lib)
 	while (!atomic_load(&rt_flag))
 		;
 	c0 = cpu_s();
-	nanosleep(&one, NULL);
+	nanosleep(&tenth, NULL);
 	c1 = cpu_s();
+	nanosleep(&one, NULL);
+	c2 = cpu_s();
 	pool_drain(&p);
 	pool_free(&p);
-	return (c1 - c0) * 1e3;
+	*settle = (c1 - c0) * 1e3;
+	return (c2 - c1) * 1e3;
+}
+
+/* The same 1 s with no pool at all: the machine's accounting noise. */
+static double run_no_pool(void)
+{
+	struct timespec one = { 1, 0 };
+	double c0 = cpu_s();
+
+	nanosleep(&one, NULL);
+	return (cpu_s() - c0) * 1e3;
 }
 
 /* --- reporting ----------------------------------------------------------- */
@@ -359,7 +375,7 @@ static void row(const char *name, const char *unit, struct series *wq,
 	/* An idle pool may measure exactly 0 ms: no ratio then. */
 	if (mw > 0 && mg > 0)
 		snprintf(c, sizeof(c), "%.2fx", ratio);
-	printf("| %-34s | %-10s | %-24s | %-24s | %8s |\n", name, unit, a,
+	printf("| %-36s | %-9s | %-24s | %-24s | %8s |\n", name, unit, a,
 	       b, c);
 	fflush(stdout);
 }
@@ -368,7 +384,8 @@ int main(int argc, char **argv)
 {
 	unsigned long jobs = 10000000, trips = 200000, bursts = 50000;
 	int runs = 5, quick = 0;
-	struct series tw[3][2], rt50[2], rt99[2], bu[2], idle[2];
+	struct series tw[3][2], rt50[2], rt99[2], bu[2], idle[2], settle[2];
+	struct series floor = { .n = 0 };
 	struct utsname u;
 	const char *titles[3] = { "tiny jobs, 1 producer, 1 worker",
 		"tiny jobs, 1 producer, 2 workers",
@@ -391,7 +408,7 @@ int main(int argc, char **argv)
 	if (quick) {
 		jobs = jobs > 1000000 ? 1000000 : jobs;
 		trips = 50000;
-		bursts = 10000;
+		bursts = 5000;
 	}
 	if (runs < 1 || runs > MAX_RUNS)
 		runs = 5;
@@ -400,6 +417,7 @@ int main(int argc, char **argv)
 	memset(rt99, 0, sizeof(rt99));
 	memset(bu, 0, sizeof(bu));
 	memset(idle, 0, sizeof(idle));
+	memset(settle, 0, sizeof(settle));
 
 	uname(&u);
 	printf("bench_workqueue: %s %s, %ld online CPUs, glib %u.%u.%u, "
@@ -419,19 +437,21 @@ int main(int argc, char **argv)
 			run_roundtrip(lib, trips, &rt50[lib].v[r],
 				      &rt99[lib].v[r]);
 			bu[lib].v[r] = run_burst(lib, bursts);
-			idle[lib].v[r] = run_idle(lib);
+			idle[lib].v[r] = run_idle(lib, &settle[lib].v[r]);
 		}
+		floor.v[r] = run_no_pool();
 		fprintf(stderr, "run %d/%d done\n", r + 1, runs);
 	}
 	for (int s = 0; s < 3; s++)
 		tw[s][0].n = tw[s][1].n = runs;
 	rt50[0].n = rt50[1].n = rt99[0].n = rt99[1].n = runs;
 	bu[0].n = bu[1].n = idle[0].n = idle[1].n = runs;
+	settle[0].n = settle[1].n = floor.n = runs;
 
-	printf("| %-34s | %-10s | %-24s | %-24s | %8s |\n", "scenario",
+	printf("| %-36s | %-9s | %-24s | %-24s | %8s |\n", "scenario",
 	       "unit", lib_names[LIB_WQ], lib_names[LIB_GLIB], "ratio");
-	printf("|%s|%s|%s|%s|%s|\n", "------------------------------------",
-	       "------------", "--------------------------",
+	printf("|%s|%s|%s|%s|%s|\n", "--------------------------------------",
+	       "-----------", "--------------------------",
 	       "--------------------------", "----------");
 	for (int s = 0; s < 3; s++)
 		row(titles[s], "Mjobs/s", &tw[s][LIB_WQ], &tw[s][LIB_GLIB],
@@ -444,7 +464,12 @@ int main(int argc, char **argv)
 	    &bu[LIB_GLIB], 1e3, 1);
 	row("idle pool CPU over 1 s (2 threads)", "ms", &idle[LIB_WQ],
 	    &idle[LIB_GLIB], 1, 0);
+	row("CPU in the 100 ms after a last job", "ms", &settle[LIB_WQ],
+	    &settle[LIB_GLIB], 1, 0);
 	printf("\nMedian [min-max] of %d runs; ratio = how many times better "
 	       "workqueue's median is (> 1: workqueue wins).\n", runs);
+	printf("Noise floor: a process with no pool sleeping 1 s measures "
+	       "%.2f ms [%.2f-%.2f].\n", median(&floor), smin(&floor),
+	       smax(&floor));
 	return 0;
 }
