@@ -57,8 +57,9 @@ enum workqueue_shutdown_mode {
 };
 
 /*
- * A snapshot taken under the pool's lock, so that it always adds up:
- * submitted == completed + cancelled + queued + running.
+ * A picture of the pool, read without stopping it, that always adds up:
+ * submitted == completed + cancelled + queued + running.  No counter ever
+ * goes backwards; completed counts a batch of jobs when its last returns.
  */
 struct workqueue_stats {
 	uint64_t submitted;	/* jobs accepted: submits that returned 0 */
