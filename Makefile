@@ -14,6 +14,7 @@
 #   V=1                 show the full commands
 #   TEST_WRAPPER="valgrind ..."  run the server under a wrapper in tests
 #   STRESS_CHURN, STRESS_FLOOD, ...  sizes for `make stress` (see below)
+#   BENCH_QUICK=1       short `make bench` and `make bench-workqueue` runs
 
 VERSION = 0.1.0
 WQ_SOVERSION = 0
@@ -47,6 +48,8 @@ LIBEVENT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libevent 2>/dev/null)
 LIBEVENT_LIBS ?= $(shell $(PKG_CONFIG) --libs libevent 2>/dev/null)
 CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+GLIB_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags glib-2.0 2>/dev/null)
+GLIB_LIBS ?= $(shell $(PKG_CONFIG) --libs glib-2.0 2>/dev/null)
 
 WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
@@ -68,25 +71,56 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/xalloc.o \
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench.o src/loadgen.o src/histogram.o src/xalloc.o
 
+# The work-queue library; see docs/workqueue.md.
+WQ_OBJS = src/workqueue.o
+WQ_SO = libworkqueue.so.$(WQ_SOVERSION)
+
 PROGRAMS = echoserver echobench
-LIBS =
+LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
+EXAMPLES = docs/examples/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
-	tests/check_hardening tests/check_histogram tests/check_echobench
+	tests/check_hardening tests/check_histogram tests/check_echobench \
+	tests/check_workqueue
 TEST_OBJS = tests/testutil.o tests/faults.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
 
-ALL_OBJS = $(SERVER_OBJS) $(ECHOBENCH_OBJS) $(TEST_OBJS) $(TESTS:%=%.o) \
-	$(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o)
+ALL_OBJS = $(SERVER_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
+	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
+	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
-all: $(PROGRAMS) $(LIBS)
+all: $(PROGRAMS) $(LIBS) $(EXAMPLES)
 
 echoserver: $(SERVER_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
 
 echobench: $(ECHOBENCH_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
+
+# The work-queue library needs pthreads only, so its rules skip libevent.
+# One -fPIC object serves both the archive and the shared library.
+src/workqueue.o: src/workqueue.c BUILD-FLAGS
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+libworkqueue.a: $(WQ_OBJS)
+	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
+$(WQ_SO): $(WQ_OBJS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,$@ -o $@ $^
+libworkqueue.so: $(WQ_SO)
+	$(QUIET_GEN)ln -sf $< $@
+
+# BUILD-PREFIX changes with the install paths, so workqueue.pc follows a new
+# PREFIX (the BUILD-FLAGS trick again).
+BUILD-PREFIX: FORCE
+	@p='$(PREFIX):$(libdir):$(includedir)'; \
+	if test x"$$p" != x"`cat $@ 2>/dev/null`"; then echo "$$p" >$@; fi
+workqueue.pc: workqueue.pc.in BUILD-PREFIX
+	$(QUIET_GEN)sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(libdir)|' \
+		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+		$< >$@+ && mv $@+ $@
+
+docs/examples/wq_example: docs/examples/wq_example.o libworkqueue.a
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 # --- packages ----------------------------------------------------------------
 
@@ -139,7 +173,12 @@ tests/stress_echoserver: tests/stress_echoserver.o tests/testutil.o
 tests/check_histogram: tests/check_histogram.o tests/testutil.o \
 		src/histogram.o
 tests/check_echobench: tests/check_echobench.o tests/testutil.o | echobench
-$(TESTS) $(STRESS_TESTS):
+# The wraps let the suite fail pthread_create and count joins.
+tests/check_workqueue: tests/check_workqueue.o tests/testutil.o \
+		libworkqueue.a
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=pthread_create \
+		-Wl,--wrap=pthread_join -o $@ $^ $(CHECK_LIBS)
+$(filter-out tests/check_workqueue,$(TESTS)) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
 
@@ -235,14 +274,40 @@ bench: echoserver echobench $(BENCH_PEERS)
 	flock /tmp/echoserver-bench.lock /usr/bin/python3 bench/run.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 
+# The library against GThreadPool, interleaved, under the same lock.
+bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(GLIB_CFLAGS) -MMD -MP -c -o $@ $<
+bench/bench_workqueue: bench/bench_workqueue.o libworkqueue.a
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(GLIB_LIBS)
+bench-workqueue: bench/bench_workqueue
+	flock /tmp/echoserver-bench.lock ./bench/bench_workqueue \
+		$(if $(BENCH_QUICK),--quick)
+
 # --- installing --------------------------------------------------------------
 
-install: all
+install: all install-workqueue
 	install -d $(DESTDIR)$(bindir)
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(bindir)
 
-uninstall:
+install-workqueue: $(LIBS)
+	install -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) \
+		$(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(mandir)/man3
+	install -m 644 libworkqueue.a $(DESTDIR)$(libdir)
+	install -m 644 src/workqueue.h $(DESTDIR)$(includedir)
+	install -m 755 $(WQ_SO) $(DESTDIR)$(libdir)
+	ln -sf $(WQ_SO) $(DESTDIR)$(libdir)/libworkqueue.so
+	install -m 644 workqueue.pc $(DESTDIR)$(pkgconfigdir)
+	install -m 644 docs/workqueue.3 $(DESTDIR)$(mandir)/man3
+
+uninstall: uninstall-workqueue
 	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%)
+
+uninstall-workqueue:
+	rm -f $(DESTDIR)$(libdir)/libworkqueue.a $(DESTDIR)$(libdir)/$(WQ_SO) \
+		$(DESTDIR)$(libdir)/libworkqueue.so \
+		$(DESTDIR)$(includedir)/workqueue.h \
+		$(DESTDIR)$(pkgconfigdir)/workqueue.pc \
+		$(DESTDIR)$(mandir)/man3/workqueue.3
 
 # --- configure and cleaning --------------------------------------------------
 
@@ -251,9 +316,8 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
-		$(STRESS_TESTS) \
-		BUILD-FLAGS \
-		$(ALL_OBJS) $(ALL_OBJS:.o=.d)
+		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
+		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp
 
 distclean: clean
@@ -261,5 +325,6 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind stress stress-small stress-tsan \
-	stress-leaks run bench install uninstall clean distclean deps \
+	stress-leaks run bench bench-workqueue install uninstall \
+	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE
