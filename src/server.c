@@ -266,13 +266,15 @@ int server_run(struct server *s)
 			goto join;
 		}
 	}
+	/* The start-up line first: once the port file appears, a script may
+	 * read the log for every bound address. */
+	log_startup(s);
 	if (s->opts->port_file && write_port_file(s->opts->port_file,
 	    listener_port(s->listeners[0]))) {
 		server_stop(s, SIGTERM);
 		rc = -1;
 		goto join;
 	}
-	log_startup(s);
 	if (event_base_dispatch(s->base) < 0) {
 		log_error("main event loop failed");
 		rc = -1;
