@@ -69,7 +69,8 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/xalloc.o \
 	src/stats.o src/netaddr.o
 
 # The load generator; see docs/benchmarks.md.
-ECHOBENCH_OBJS = src/echobench.o src/loadgen.o src/histogram.o src/xalloc.o
+ECHOBENCH_OBJS = src/echobench.o src/loadgen.o src/histogram.o src/xalloc.o \
+	src/procstat.o
 
 # The work-queue library; see docs/workqueue.md.
 WQ_OBJS = src/workqueue.o
@@ -82,6 +83,8 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue
 TEST_OBJS = tests/testutil.o tests/faults.o
+# What every test binary links: the helpers and the /proc readers.
+TESTUTIL = tests/testutil.o src/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
@@ -163,18 +166,18 @@ tests/%.o: tests/%.c BUILD-FLAGS | need-check
 
 # --- tests -------------------------------------------------------------------
 
-tests/check_conn_queue: tests/check_conn_queue.o tests/testutil.o \
+tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/xalloc.o
-tests/check_options: tests/check_options.o tests/testutil.o src/options.o \
+tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 		src/log.o src/xalloc.o src/netaddr.o
-tests/check_echoserver: tests/check_echoserver.o tests/testutil.o
-tests/check_hardening: tests/check_hardening.o tests/testutil.o
-tests/stress_echoserver: tests/stress_echoserver.o tests/testutil.o
-tests/check_histogram: tests/check_histogram.o tests/testutil.o \
+tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
+tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
+tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
+tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
 		src/histogram.o
-tests/check_echobench: tests/check_echobench.o tests/testutil.o | echobench
+tests/check_echobench: tests/check_echobench.o $(TESTUTIL) | echobench
 # The wraps let the suite fail pthread_create and count joins.
-tests/check_workqueue: tests/check_workqueue.o tests/testutil.o \
+tests/check_workqueue: tests/check_workqueue.o $(TESTUTIL) \
 		libworkqueue.a
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=pthread_create \
 		-Wl,--wrap=pthread_join -o $@ $^ $(CHECK_LIBS)

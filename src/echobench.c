@@ -9,6 +9,7 @@
  */
 #include "histogram.h"
 #include "loadgen.h"
+#include "procstat.h"
 #include "xalloc.h"
 
 #include <arpa/inet.h>
@@ -337,50 +338,6 @@ static double self_cpu_s(void)
 	    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* utime + stime of every thread of @pid, in seconds; -1 if unknown. */
-static double proc_cpu_s(long pid)
-{
-	char path[64], line[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	p = fgets(line, sizeof(line), f);
-	fclose(f);
-	/* The command name may hold spaces; fields resume after ')'. */
-	if (!p || !(p = strrchr(line, ')')))
-		return -1;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-	    "%llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* VmRSS of @pid in KiB; -1 if unknown. */
-static long proc_rss_kib(long pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
-}
-
 static void sum_counters(struct loadgen **lgs, unsigned n,
     struct loadgen_counters *sum)
 {
@@ -560,7 +517,7 @@ int main(int argc, char **argv)
 
 	parse_options(argc, argv, &o);
 	fit_fd_limit(o.conns, o.threads);
-	if (o.pid > 0 && proc_rss_kib(o.pid) < 0) {
+	if (o.pid > 0 && procstat_rss_kib((pid_t)o.pid) < 0) {
 		fprintf(stderr, "echobench: invalid value '%ld' for '--pid': "
 		    "no such process\n", o.pid);
 		exit(EXIT_USAGE);
@@ -587,7 +544,7 @@ int main(int argc, char **argv)
 	r.server_cpu = -1;
 	r.rss_before = r.rss_after = -1;
 	if (o.pid > 0)
-		r.rss_before = proc_rss_kib(o.pid);
+		r.rss_before = procstat_rss_kib((pid_t)o.pid);
 
 	lgs = xcalloc(o.threads, sizeof(*lgs));
 	tids = xcalloc(o.threads, sizeof(*tids));
@@ -625,12 +582,12 @@ int main(int argc, char **argv)
 	run_phase(&o, lgs, "warm-up", now_s() + o.warmup, 0);
 	/* Every connection is open and has been busy for the warm-up. */
 	if (o.pid > 0)
-		r.rss_after = proc_rss_kib(o.pid);
+		r.rss_after = procstat_rss_kib((pid_t)o.pid);
 
 	sum_counters(lgs, o.threads, &r.start);
 	cpu0 = self_cpu_s();
 	if (o.pid > 0)
-		scpu0 = proc_cpu_s(o.pid);
+		scpu0 = procstat_cpu_seconds((pid_t)o.pid);
 	t = now_s();
 	set_phase(LOADGEN_MEASURE);
 	run_phase(&o, lgs, o.mode == LOADGEN_HOLD ? "holding" : "running",
@@ -639,7 +596,7 @@ int main(int argc, char **argv)
 	r.seconds = now_s() - t;
 	r.client_cpu = self_cpu_s() - cpu0;
 	if (scpu0 >= 0) {
-		double s1 = proc_cpu_s(o.pid);
+		double s1 = procstat_cpu_seconds((pid_t)o.pid);
 
 		r.server_cpu = s1 >= 0 ? s1 - scpu0 : -1;
 	}

@@ -300,11 +300,11 @@ START_TEST(test_backpressure_bounds_memory_of_a_client_that_never_reads)
 	int fd;
 
 	test_server_start(&server, args);
-	rss_before = proc_rss_kib(server.pid);
+	rss_before = procstat_rss_kib(server.pid);
 	hog.fd = test_connect(server.port);
 	set_nonblocking(hog.fd);
 	push_until_stalled(&hog, 500);
-	rss_after = proc_rss_kib(server.pid);
+	rss_after = procstat_rss_kib(server.pid);
 
 	/* The server stopped reading long before 256 MiB: what it holds is
 	 * the high-water mark plus one read, beside the kernel's buffers. */

@@ -94,7 +94,7 @@ START_TEST(test_fd_exhaustion_sheds_clients_without_spinning_and_recovers)
 	ck_assert_int_gt(shed, 0);
 
 	/* Keep knocking for a second: the server must not spin. */
-	cpu0 = proc_cpu_seconds(server.pid);
+	cpu0 = procstat_cpu_seconds(server.pid);
 	t0 = now_ms();
 	while (now_ms() - t0 < 1000) {
 		fd = test_connect_from(server.port, 0);
@@ -104,7 +104,7 @@ START_TEST(test_fd_exhaustion_sheds_clients_without_spinning_and_recovers)
 			close(fd);
 		}
 	}
-	cpu1 = proc_cpu_seconds(server.pid);
+	cpu1 = procstat_cpu_seconds(server.pid);
 	t1 = now_ms();
 	ck_assert_msg(cpu1 - cpu0 < 0.5 * (double)(t1 - t0) / 1000.0,
 	    "server used %.2f s of CPU in %.2f s of flood", cpu1 - cpu0,
@@ -283,7 +283,7 @@ START_TEST(test_churn_returns_fds_and_memory_to_the_start)
 	ck_assert(test_server_wait_stat(&server, "conns_open", 0,
 	    now_ms() + 10000));
 	fds0 = proc_fd_count(server.pid);
-	rss0 = proc_rss_kib(server.pid);
+	rss0 = procstat_rss_kib(server.pid);
 	for (size_t i = 0; i < cycles; i++) {
 		int fd = test_connect(server.port);
 
@@ -293,7 +293,7 @@ START_TEST(test_churn_returns_fds_and_memory_to_the_start)
 	ck_assert(test_server_wait_stat(&server, "conns_open", 0,
 	    now_ms() + 10000));
 	fds1 = proc_fd_count(server.pid);
-	rss1 = proc_rss_kib(server.pid);
+	rss1 = procstat_rss_kib(server.pid);
 	ck_assert_int_eq(fds1, fds0);
 	ck_assert_msg(!rss_is_meaningful() || rss1 - rss0 < 2048,
 	    "RSS grew %ld KiB over %zu cycles", rss1 - rss0, cycles);

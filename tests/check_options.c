@@ -32,7 +32,7 @@ START_TEST(test_options_defaults_match_the_documentation)
 	char err[256];
 
 	ck_assert_int_eq(parse(&o, err, none), OPTIONS_OK);
-	ck_assert_int_eq(o.port, 5555);
+	ck_assert_int_eq(o.port, 5555);	/* the documented default */
 	ck_assert_int_eq(o.backlog, 1024);
 	ck_assert_int_eq(o.n_listen, 0);
 	ck_assert_int_ge(o.threads, 1);

@@ -193,18 +193,18 @@ START_TEST(test_churn_returns_fds_and_rss_to_the_baseline)
 	    now_ms() + 30000));
 	fds0 = wait_fd_count(fds_start, now_ms() + 10000);
 	ck_assert_int_eq(fds0, fds_start);
-	rss0 = proc_rss_kib(server.pid);
+	rss0 = procstat_rss_kib(server.pid);
 
-	cpu0 = proc_cpu_seconds(server.pid);
+	cpu0 = procstat_cpu_seconds(server.pid);
 	t0 = now_ms();
 	churn(sz.churn);
 	secs = (double)(now_ms() - t0) / 1000.0;
-	cpu1 = proc_cpu_seconds(server.pid);
+	cpu1 = procstat_cpu_seconds(server.pid);
 
 	ck_assert(test_server_wait_stat(&server, "conns_open", 0,
 	    now_ms() + 60000));
 	fds1 = wait_fd_count(fds0, now_ms() + 10000);
-	rss1 = proc_rss_kib(server.pid);
+	rss1 = procstat_rss_kib(server.pid);
 	printf("stress churn: %ld cycles (%d threads) in %.1f s, %.0f/s; "
 	    "server CPU %.1f s; fds %d -> %d; RSS %ld -> %ld KiB (%+ld)\n",
 	    sz.churn, CHURN_THREADS, secs, (double)sz.churn / secs,
@@ -430,7 +430,7 @@ static void flood_run(bool emfile)
 
 	ck_assert_int_eq(pipe(report), 0);
 	ck_assert_int_eq(pipe(control), 0);
-	cpu0 = proc_cpu_seconds(server.pid);
+	cpu0 = procstat_cpu_seconds(server.pid);
 	t0 = now_ms();
 	for (int k = 0; k < FLOOD_CHILDREN; k++) {
 		long share[2] = {
@@ -454,12 +454,12 @@ static void flood_run(bool emfile)
 
 	flood_wait_stage(report[0], existing, &fill, &echoes, &worst_us);
 	t1 = now_ms();
-	cpu1 = proc_cpu_seconds(server.pid);
+	cpu1 = procstat_cpu_seconds(server.pid);
 	ck_assert_int_eq(write(control[1], "gogo", FLOOD_CHILDREN),
 	    FLOOD_CHILDREN);
 	flood_wait_stage(report[0], existing, &over, &echoes, &worst_us);
 	t2 = now_ms();
-	cpu2 = proc_cpu_seconds(server.pid);
+	cpu2 = procstat_cpu_seconds(server.pid);
 	for (int i = 0; i < FLOOD_EXISTING; i++)
 		ck_assert(test_echo_once(existing[i]));
 	fill_s = (double)(t1 - t0) / 1000.0;
@@ -788,7 +788,7 @@ START_TEST(test_a_client_that_never_reads_holds_memory_below_high_water)
 	test_server_start(&server, args);
 	other = test_connect(server.port);
 	ck_assert(test_echo_once(other));
-	rss0 = proc_rss_kib(server.pid);
+	rss0 = procstat_rss_kib(server.pid);
 	hog = test_connect(server.port);
 	set_nonblocking(hog);
 
@@ -816,7 +816,7 @@ START_TEST(test_a_client_that_never_reads_holds_memory_below_high_water)
 				last_progress = now_ms();
 			}
 		}
-		if ((rss = proc_rss_kib(server.pid)) > rss_max)
+		if ((rss = procstat_rss_kib(server.pid)) > rss_max)
 			rss_max = rss;
 		if (now_ms() >= next_echo) {
 			ck_assert_msg(test_echo_once(other), "other client "

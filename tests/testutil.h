@@ -7,6 +7,8 @@
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
+#include "procstat.h"	/* RSS and CPU time of the server under test */
+
 #include <check.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -67,11 +69,6 @@ int wait_eof(int fd, uint64_t deadline);
  */
 int rss_is_meaningful(void);
 
-/* Resident set size of @pid in KiB, from /proc; -1 if unknown. */
-long proc_rss_kib(pid_t pid);
-
-/* CPU seconds (user + system) used by @pid so far, from /proc. */
-double proc_cpu_seconds(pid_t pid);
 
 /* Open descriptors of @pid, from /proc; -1 if unknown. */
 int proc_fd_count(pid_t pid);
