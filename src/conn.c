@@ -24,9 +24,8 @@
 enum conn_flags {
 	CONN_PAUSED = 1 << 0,	/* reading stopped by backpressure */
 	CONN_CLOSING = 1 << 1,	/* flushing, then free */
-	CONN_WRITING = 1 << 2,	/* EV_WRITE enabled on the bufferevent */
-	CONN_EOF = 1 << 3,	/* the client shut down its write side */
-	CONN_LINGER = 1 << 4,	/* sent FIN; discarding input until EOF */
+	CONN_EOF = 1 << 2,	/* the client shut down its write side */
+	CONN_LINGER = 1 << 3,	/* sent FIN; discarding input until EOF */
 };
 
 struct conn {
@@ -124,10 +123,9 @@ void conn_send(struct conn *c, const void *buf, size_t len)
 		return;
 	}
 	stat_add(&w->stats.bytes_out, len);
-	if (!(c->flags & CONN_WRITING)) {
+	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
 		/* Enabled on first use, not at connect: enabling it with
 		 * nothing to write costs two epoll_ctl calls. */
-		c->flags |= CONN_WRITING;
 		bufferevent_enable(c->bev, EV_WRITE);
 	}
 	if (pending + len > w->cfg->high_water && !(c->flags & CONN_PAUSED))
