@@ -5,7 +5,6 @@
  */
 #include "conn_queue.h"
 
-#include <errno.h>
 #include <stdlib.h>
 
 int conn_queue_init(struct conn_queue *q)

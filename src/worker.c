@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +67,8 @@ void worker_conns_gone(struct worker *w)
 }
 
 /* The grace period is over: whatever is still unsent is dropped (and
- * counted), so that shutdown is bounded. */
+ * counted), so that shutdown is bounded.  Freeing the last connection ends
+ * the loop (worker_conns_gone()). */
 static void worker_grace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
@@ -80,7 +80,6 @@ static void worker_grace_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	log_warn("worker %d: grace period over, closed %d connections with "
 	    "unsent output", w->id, n);
-	event_base_loopexit(w->base, NULL);
 }
 
 static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)

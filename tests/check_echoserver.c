@@ -401,6 +401,35 @@ START_TEST(test_sigterm_mid_transfer_delivers_pending_output_and_exits_0)
 }
 END_TEST
 
+START_TEST(test_grace_expiry_drops_and_counts_unsent_output_and_exits_0)
+{
+	const char *args[] = { "-t", "2", "--grace", "0.5", NULL };
+	struct client hog = { .seed = 7, .total = 64 * (size_t)MIB };
+	uint64_t t0;
+	char *log;
+	int status;
+
+	test_server_start(&server, args);
+	hog.fd = test_connect(server.port);
+	set_nonblocking(hog.fd);
+	push_until_stalled(&hog, 300);	/* output pending, never read */
+	t0 = now_ms();
+	kill(server.pid, SIGTERM);
+	status = test_server_wait(&server, now_ms() + 30000);
+	log = test_server_log(&server);
+	ck_assert_msg(status != -1 && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0, "status %#x: %s", status, log);
+	/* Bounded by the grace period (0.5 s), not by the client. */
+	ck_assert_msg(now_ms() - t0 < 10000, "shutdown took %llu ms",
+	    (unsigned long long)(now_ms() - t0));
+	ck_assert_ptr_nonnull(strstr(log, "grace period over"));
+	ck_assert_int_gt(test_stat(log, "at exit", "total", "dropped_bytes"),
+	    0);
+	close(hog.fd);
+	free(log);
+}
+END_TEST
+
 static Suite *echoserver_suite(void)
 {
 	Suite *s = suite_create("echoserver");
@@ -433,6 +462,8 @@ static Suite *echoserver_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc,
 	    test_sigterm_mid_transfer_delivers_pending_output_and_exits_0);
+	tcase_add_test(tc,
+	    test_grace_expiry_drops_and_counts_unsent_output_and_exits_0);
 	suite_add_tcase(s, tc);
 	return s;
 }
