@@ -704,7 +704,7 @@ status is 0 when every byte came back, 1 on any error, 64 on a bad option.
 
 ## Reproducing
 
-`make bench` runs everything (about 15 minutes) and rewrites this file;
+`make bench` runs everything (about 13 minutes) and rewrites this file;
 `make bench BENCH_QUICK=1` runs three scenarios in under 2 minutes and
 writes to tests/tmp/bench/ instead. `make bench BENCH_ARGS='--servers
 echoserver,uvloop --scenarios pp64_c1000 --reps 5'` runs a subset;
