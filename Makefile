@@ -64,27 +64,27 @@ endif
 
 # --- what gets built ---------------------------------------------------------
 
-SERVER_OBJS = src/main.o src/options.o src/log.o src/xalloc.o \
+SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o
 
 # The load generator; see docs/benchmarks.md.
-ECHOBENCH_OBJS = src/echobench.o src/loadgen.o src/histogram.o src/xalloc.o \
-	src/procstat.o
+ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
+	src/echobench/histogram.o src/common/xalloc.o src/common/procstat.o
 
 # The work-queue library; see docs/workqueue.md.
-WQ_OBJS = src/workqueue.o
+WQ_OBJS = src/workqueue/workqueue.o
 WQ_SO = libworkqueue.so.$(WQ_SOVERSION)
 
 PROGRAMS = echoserver echobench
 LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
-EXAMPLES = docs/examples/wq_example
+EXAMPLES = src/workqueue/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue
 TEST_OBJS = tests/testutil.o tests/faults.o
 # What every test binary links: the helpers and the /proc readers.
-TESTUTIL = tests/testutil.o src/procstat.o
+TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
@@ -103,7 +103,7 @@ echobench: $(ECHOBENCH_OBJS)
 
 # The work-queue library needs pthreads only, so its rules skip libevent.
 # One -fPIC object serves both the archive and the shared library.
-src/workqueue.o: src/workqueue.c BUILD-FLAGS
+src/workqueue/workqueue.o: src/workqueue/workqueue.c BUILD-FLAGS
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
 libworkqueue.a: $(WQ_OBJS)
 	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
@@ -117,12 +117,14 @@ libworkqueue.so: $(WQ_SO)
 BUILD-PREFIX: FORCE
 	@p='$(PREFIX):$(libdir):$(includedir)'; \
 	if test x"$$p" != x"`cat $@ 2>/dev/null`"; then echo "$$p" >$@; fi
-workqueue.pc: workqueue.pc.in BUILD-PREFIX
+workqueue.pc: src/workqueue/workqueue.pc.in BUILD-PREFIX
 	$(QUIET_GEN)sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(libdir)|' \
 		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 		$< >$@+ && mv $@+ $@
 
-docs/examples/wq_example: docs/examples/wq_example.o libworkqueue.a
+# The example includes <workqueue.h> as an installed program would.
+src/workqueue/wq_example.o: ALL_CFLAGS += -Isrc/workqueue
+src/workqueue/wq_example: src/workqueue/wq_example.o libworkqueue.a
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 # --- packages ----------------------------------------------------------------
@@ -167,14 +169,14 @@ tests/%.o: tests/%.c BUILD-FLAGS | need-check
 # --- tests -------------------------------------------------------------------
 
 tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
-		src/conn_queue.o src/xalloc.o
+		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
-		src/log.o src/xalloc.o src/netaddr.o
+		src/log.o src/common/xalloc.o src/netaddr.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
-		src/histogram.o
+		src/echobench/histogram.o
 tests/check_echobench: tests/check_echobench.o $(TESTUTIL) | echobench
 # The wraps let the suite fail pthread_create and count joins.
 tests/check_workqueue: tests/check_workqueue.o $(TESTUTIL) \
@@ -296,11 +298,11 @@ install-workqueue: $(LIBS)
 	install -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) \
 		$(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(mandir)/man3
 	install -m 644 libworkqueue.a $(DESTDIR)$(libdir)
-	install -m 644 src/workqueue.h $(DESTDIR)$(includedir)
+	install -m 644 src/workqueue/workqueue.h $(DESTDIR)$(includedir)
 	install -m 755 $(WQ_SO) $(DESTDIR)$(libdir)
 	ln -sf $(WQ_SO) $(DESTDIR)$(libdir)/libworkqueue.so
 	install -m 644 workqueue.pc $(DESTDIR)$(pkgconfigdir)
-	install -m 644 docs/workqueue.3 $(DESTDIR)$(mandir)/man3
+	install -m 644 src/workqueue/workqueue.3 $(DESTDIR)$(mandir)/man3
 
 uninstall: uninstall-workqueue
 	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%)

@@ -16,7 +16,7 @@
  *
  * Usage: bench_workqueue [--quick] [--runs N] [--jobs N]
  */
-#include "workqueue.h"
+#include "workqueue/workqueue.h"
 
 #include <glib.h>
 #include <dirent.h>

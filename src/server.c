@@ -7,7 +7,7 @@
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
-#include "xalloc.h"
+#include "common/xalloc.h"
 
 #include <errno.h>
 #include <event2/event.h>

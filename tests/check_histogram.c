@@ -3,7 +3,7 @@
  * figures: exact small values, the promised error bound against a sorted
  * list of the same values, merging, and the empty case.
  */
-#include "histogram.h"
+#include "echobench/histogram.h"
 #include "testutil.h"
 
 #include <math.h>

@@ -9,7 +9,7 @@
  * so that a test can make thread creation fail and count the joins.
  */
 #include "testutil.h"
-#include "workqueue.h"
+#include "workqueue/workqueue.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
  */
 #include "testutil.h"
 
-#include "procstat.h"
+#include "common/procstat.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

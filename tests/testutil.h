@@ -7,7 +7,7 @@
 #ifndef TESTUTIL_H
 #define TESTUTIL_H
 
-#include "procstat.h"	/* RSS and CPU time of the server under test */
+#include "common/procstat.h"	/* RSS and CPU time of the server under test */
 
 #include <check.h>
 #include <stddef.h>

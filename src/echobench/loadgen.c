@@ -8,7 +8,7 @@
  * flight, the time it was sent.
  */
 #include "loadgen.h"
-#include "xalloc.h"
+#include "common/xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -9,8 +9,8 @@
  */
 #include "histogram.h"
 #include "loadgen.h"
-#include "procstat.h"
-#include "xalloc.h"
+#include "common/procstat.h"
+#include "common/xalloc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

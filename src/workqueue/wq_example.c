@@ -2,7 +2,7 @@
  * wq_example: the tutorial in docs/workqueue.md as a program.  It sums the
  * squares of 1..N in parallel chunks, showing the options, a job that owns
  * a heap argument (freed by the job or by its cancel callback), stats, and
- * a clean shutdown.  Built by `make all`; run ./docs/examples/wq_example.
+ * a clean shutdown.  Built by `make all`; run ./src/workqueue/wq_example.
  *
  * Outside this tree:
  *   cc wq_example.c $(pkg-config --cflags --libs workqueue)
