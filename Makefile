@@ -198,8 +198,13 @@ tests/echoserver-faults: $(SERVER_OBJS) tests/faults.o
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening
 
+# Tests hold the benchmark lock shared and `make bench` holds it alone, so
+# a benchmark never runs beside a test suite (docs/benchmarks.md).
+BENCH_LOCK = /tmp/echoserver-bench.lock
+TEST_LOCK = exec 9>>$(BENCH_LOCK) && flock -s 9;
+
 check: all $(TESTS) $(TEST_PROGRAMS)
-	@failed=0; for t in $(TESTS); do \
+	@$(TEST_LOCK) failed=0; for t in $(TESTS); do \
 		echo "== $$t"; \
 		ECHOSERVER=./echoserver ./$$t || failed=1; \
 	done; exit $$failed
@@ -210,7 +215,7 @@ VALGRIND_SCALE = 0.1
 VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 check-valgrind: all $(INTEGRATION_TESTS) $(TEST_PROGRAMS)
-	@failed=0; for t in $(INTEGRATION_TESTS); do \
+	@$(TEST_LOCK) failed=0; for t in $(INTEGRATION_TESTS); do \
 		echo "== $$t under valgrind"; \
 		TEST_SCALE=$(VALGRIND_SCALE) TEST_WRAPPER="$(VALGRIND)" \
 		CK_TIMEOUT_MULTIPLIER=10 ECHOSERVER=./echoserver ./$$t || \
@@ -238,7 +243,7 @@ STRESS_TSAN_TIMEOUT = 4
 
 stress: all $(STRESS_TESTS)
 	@echo "== $(STRESS_TESTS)"
-	@ECHOSERVER=./echoserver $(foreach v,$(STRESS_VARS),$(v)='$($(v))') \
+	@$(TEST_LOCK) ECHOSERVER=./echoserver $(foreach v,$(STRESS_VARS),$(v)='$($(v))') \
 		./$(STRESS_TESTS)
 
 stress-small:
@@ -276,7 +281,7 @@ bench/peer_%: bench/peer_%.o
 BENCH_QUICK =
 BENCH_ARGS =
 bench: echoserver echobench $(BENCH_PEERS)
-	flock /tmp/echoserver-bench.lock /usr/bin/python3 bench/run.py \
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/run.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 
 # The library against GThreadPool, interleaved, under the same lock.
@@ -285,7 +290,7 @@ bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
 bench/bench_workqueue: bench/bench_workqueue.o libworkqueue.a
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(GLIB_LIBS)
 bench-workqueue: bench/bench_workqueue
-	flock /tmp/echoserver-bench.lock ./bench/bench_workqueue \
+	flock $(BENCH_LOCK) ./bench/bench_workqueue \
 		$(if $(BENCH_QUICK),--quick)
 
 # --- installing --------------------------------------------------------------
