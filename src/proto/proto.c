@@ -1,0 +1,23 @@
+/*
+ * The registry of built-in handlers.  Adding a handler is one file in
+ * src/proto/ defining its const struct proto_ops, one line in the list
+ * below and one object in the Makefile's PROTO_OBJS (docs/protocols.md).
+ */
+#include "proto/proto.h"
+
+#include <string.h>
+
+extern const struct proto_ops proto_echo;
+
+const struct proto_ops *const proto_handlers[] = {
+	&proto_echo,
+	NULL,
+};
+
+const struct proto_ops *proto_find(const char *name)
+{
+	for (const struct proto_ops *const *p = proto_handlers; *p; p++)
+		if (!strcmp((*p)->name, name))
+			return *p;
+	return NULL;
+}

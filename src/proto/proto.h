@@ -1,0 +1,112 @@
+/*
+ * The protocol-handler interface: what a handler implements, and the few
+ * calls it may make on its connection.  A handler never sees libevent, a
+ * socket or a thread.  It is given bytes, replies with conn_reply(), and
+ * says how many of the bytes it consumed.  Each listener picks one handler
+ * (--listen NAME@ADDR); docs/protocols.md shows how to add one.
+ *
+ * DESIGN
+ * Threads.  Every call for one connection runs on the worker thread that
+ * owns it, one call at a time.  An ops table is const and shared by all
+ * workers; anything per connection lives in the state block, which the
+ * connection allocates with itself (state_size bytes, zeroed, aligned for
+ * any type) and frees after release().
+ *
+ * Input.  data() is given every byte of the connection it has not yet
+ * consumed.  It returns how many it consumed, from the front; the rest is
+ * kept by the connection and given again, followed by new bytes, at the
+ * next call.  Kept input is stored only while there is some, so an idle
+ * connection pays nothing for it, and never beyond ops->max_pending bytes:
+ * past that the connection is closed.  A handler with a frame limit of its
+ * own (the line handlers' --max-line) checks it in data(), which sees all
+ * of its unconsumed input each time, so that the same limit holds however
+ * the bytes were split into reads.
+ *
+ * Output.  Replies are gathered: everything a handler replies while
+ * handling one read is written once, after data() returns, with one
+ * write(2) or writev(2); only what the socket does not take is copied into
+ * the connection's output buffer.  conn_reply() copies @buf, except when
+ * @buf lies inside the input that data() was given, which stays valid
+ * until that write: echoing input back costs no copy.
+ *
+ * Closing.  A handler may reply and then return PROTO_CLOSE from the same
+ * call.  The connection is never freed under a handler: it sends the
+ * replies gathered so far, flushes them like any close (docs/design.md,
+ * "Closing without losing bytes"), and frees itself after the call.
+ */
+#ifndef PROTO_H
+#define PROTO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct conn;
+
+/* Returned by open() or data() to close the connection. */
+#define PROTO_CLOSE (-1)
+
+/* The operator's settings for the handlers: one per server, read-only
+ * while it runs. */
+struct proto_config {
+	const char *banner;	/* line that greeting handlers send on
+				 * connect, without its ending; NULL: none */
+	size_t max_line;	/* longest line the line handlers take,
+				 * without its ending */
+};
+
+struct proto_ops {
+	const char *name;	/* for --listen NAME@ADDR and --protocol */
+	const char *summary;	/* one line for --protocols */
+	size_t state_size;	/* per-connection state; may be 0 */
+	size_t max_pending;	/* most unconsumed input kept; 0: none */
+
+	/*
+	 * Optional.  The connection is set up; @state is zeroed.  May reply
+	 * (a banner).  Returns 0, or PROTO_CLOSE to close it after sending
+	 * what it replied.
+	 */
+	int (*open)(struct conn *c, void *state);
+
+	/*
+	 * Required.  @in (@len > 0 bytes) is borrowed until the call
+	 * returns.  Returns the number of bytes consumed from the front of
+	 * @in (0 to @len), or PROTO_CLOSE to close the connection after the
+	 * replies made so far; unconsumed input is then dropped.
+	 */
+	ssize_t (*data)(struct conn *c, void *state, const char *in,
+	    size_t len);
+
+	/*
+	 * Optional.  The client has shut down its sending side.  @in holds
+	 * the @len bytes (possibly none) that data() left unconsumed,
+	 * borrowed until return.  May reply; the connection then flushes
+	 * and closes.
+	 */
+	void (*eof)(struct conn *c, void *state, const char *in,
+	    size_t len);
+
+	/*
+	 * Optional.  The connection is about to be freed; frees what the
+	 * handler allocated.  Called exactly once for every connection
+	 * whose open() succeeded (or that had no open()).  Must not reply.
+	 */
+	void (*release)(struct conn *c, void *state);
+};
+
+/*
+ * Queues @len bytes of @buf (borrowed until return) as a reply on @c.
+ * Only for use inside open(), data() and eof().  Never frees @c: a write
+ * error is noticed, and @c closed, after the handler returns.
+ */
+void conn_reply(struct conn *c, const void *buf, size_t len);
+
+/* The handler settings @c was opened with; borrowed, as long as @c. */
+const struct proto_config *conn_config(const struct conn *c);
+
+/* The built-in handlers, NULL-terminated, in --protocols order. */
+extern const struct proto_ops *const proto_handlers[];
+
+/* The handler called @name, or NULL. */
+const struct proto_ops *proto_find(const char *name);
+
+#endif
