@@ -68,6 +68,10 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o
 
+# The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
+# no libevent type, so the unit tests link them with a fake connection.
+PROTO_OBJS = src/proto/proto.o src/proto/echo.o
+
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
 	src/echobench/histogram.o src/common/xalloc.o src/common/procstat.o
@@ -89,7 +93,7 @@ TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
 
-ALL_OBJS = $(SERVER_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
+ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
 	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 

@@ -51,8 +51,13 @@ struct proto_config {
 	const char *banner;	/* line that greeting handlers send on
 				 * connect, without its ending; NULL: none */
 	size_t max_line;	/* longest line the line handlers take,
-				 * without its ending */
+				 * without its ending; at most
+				 * PROTO_MAX_LINE_LIMIT */
 };
+
+/* The largest --max-line, so that a line handler's max_pending, which
+ * must hold a whole line, can be a constant. */
+#define PROTO_MAX_LINE_LIMIT ((size_t)64 << 20)
 
 struct proto_ops {
 	const char *name;	/* for --listen NAME@ADDR and --protocol */
