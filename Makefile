@@ -99,7 +99,7 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES)
 
-echoserver: $(SERVER_OBJS)
+echoserver: $(SERVER_OBJS) $(PROTO_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
 
 echobench: $(ECHOBENCH_OBJS)
@@ -175,7 +175,7 @@ tests/%.o: tests/%.c BUILD-FLAGS | need-check
 tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
-		src/log.o src/common/xalloc.o src/netaddr.o
+		src/log.o src/common/xalloc.o src/netaddr.o src/conn.o $(PROTO_OBJS)
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
@@ -194,7 +194,7 @@ $(filter-out tests/check_workqueue,$(TESTS)) $(STRESS_TESTS):
 # The server's own objects with chosen calls made to fail (tests/faults.c).
 FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 	-Wl,--wrap=conn_queue_item_new -Wl,--wrap=write
-tests/echoserver-faults: $(SERVER_OBJS) tests/faults.o
+tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) tests/faults.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
 		$(LIBEVENT_LIBS)
 

@@ -1,11 +1,13 @@
 /*
- * Client connections: the echo fast path, backpressure, half-close and
- * flush-before-free.  See conn.h for the design.
+ * Client connections: the socket transport under a protocol handler.  The
+ * read takeover, kept input, gathered replies with the eager write,
+ * backpressure, half-close and flush-before-free.  See conn.h for the
+ * design and proto/proto.h for the handler's side of the contract.
  */
 #include "conn.h"
 
 #include "log.h"
-#include "worker.h"
+#include "proto/proto.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -14,6 +16,7 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
@@ -21,58 +24,94 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/*
+ * libevent writes at most 16 KiB of pending output per write callback by
+ * default (docs/design.md, fact 12); a backed-up bulk client would then
+ * cost a callback per 16 KiB.  Let it write as much as one read brings.
+ */
+#define CONN_MAX_SINGLE_WRITE (256 * 1024)
+
 enum conn_flags {
 	CONN_PAUSED = 1 << 0,	/* reading stopped by backpressure */
 	CONN_CLOSING = 1 << 1,	/* flushing, then free */
 	CONN_EOF = 1 << 2,	/* the client shut down its write side */
 	CONN_LINGER = 1 << 3,	/* sent FIN; discarding input until EOF */
+	CONN_BROKEN = 1 << 4,	/* a write failed; free once the handler
+				 * returns */
+};
+
+/* Input the handler has not consumed yet; exists only while non-empty. */
+struct conn_pending {
+	size_t len, cap;
+	char buf[];
 };
 
 struct conn {
 	struct bufferevent *bev;
-	struct worker *worker;
-	struct conn *prev, *next;	/* worker->conns */
+	struct conn_env *env;
+	struct conn *prev, *next;	/* env->conns */
+	const struct proto_ops *ops;
+	struct conn_pending *pending;
 	int fd;
 	unsigned flags;
+	/* The handler's state follows, at CONN_STATE_OFFSET, when it has
+	 * any. */
 };
+
+#define CONN_STATE_OFFSET \
+	((sizeof(struct conn) + alignof(max_align_t) - 1) & \
+	    ~(alignof(max_align_t) - 1))
+
+static void *conn_state(struct conn *c)
+{
+	return c->ops->state_size ? (char *)c + CONN_STATE_OFFSET : NULL;
+}
 
 struct conn *conn_next(const struct conn *c)
 {
 	return c->next;
 }
 
-static size_t conn_pending(const struct conn *c)
+const struct proto_config *conn_config(const struct conn *c)
+{
+	return c->env->proto_cfg;
+}
+
+static size_t conn_output_len(const struct conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
 void conn_free(struct conn *c)
 {
-	struct worker *w = c->worker;
-	size_t pending = conn_pending(c);
+	struct conn_env *env = c->env;
+	size_t pending = conn_output_len(c);
 
+	if (c->ops->release)
+		c->ops->release(c, conn_state(c));
 	if (pending) {
 		/* bytes_out counted these when they were queued. */
-		stat_add(&w->stats.dropped_bytes, pending);
-		stat_add(&w->stats.bytes_out, (uint64_t)0 - pending);
+		stat_add(&env->stats.dropped_bytes, pending);
+		stat_add(&env->stats.bytes_out, (uint64_t)0 - pending);
 	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		w->conns = c->next;
+		env->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	bufferevent_free(c->bev);	/* closes the fd */
+	free(c->pending);
 	free(c);
-	stat_add(&w->stats.conns_closed, 1);
-	atomic_fetch_sub(w->cfg->conns_now, 1);
-	if (!w->conns)
-		worker_conns_gone(w);
+	stat_add(&env->stats.conns_closed, 1);
+	atomic_fetch_sub(env->conns_now, 1);
+	if (!env->conns && env->stopping)
+		event_base_loopexit(env->base, NULL);
 }
 
 static void conn_fail(struct conn *c, const char *what, int err)
 {
-	stat_add(&c->worker->stats.errors, 1);
+	stat_add(&c->env->stats.errors, 1);
 	log_verbose("closing connection fd %d: %s: %s", c->fd, what,
 	    strerror(err));
 	conn_free(c);
@@ -82,8 +121,7 @@ static void conn_pause(struct conn *c)
 {
 	c->flags |= CONN_PAUSED;
 	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, c->worker->cfg->low_water,
-	    0);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->env->low_water, 0);
 }
 
 static void conn_resume(struct conn *c)
@@ -94,42 +132,279 @@ static void conn_resume(struct conn *c)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
-void conn_send(struct conn *c, const void *buf, size_t len)
+/* A write failed.  The connection is freed by whoever called the
+ * handler, never under it. */
+static void conn_break(struct conn *c, int err)
 {
-	struct worker *w = c->worker;
+	if (c->flags & CONN_BROKEN)
+		return;
+	c->flags |= CONN_BROKEN;
+	log_verbose("connection fd %d: write: %s", c->fd, strerror(err));
+}
+
+/*
+ * Sends @len bytes in @iov[@n] (borrowed): straight to the socket while
+ * nothing is pending before them, the rest into the output buffer.
+ */
+static void conn_writev(struct conn *c, struct iovec *iov, int n, size_t len)
+{
+	struct conn_env *env = c->env;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t pending = evbuffer_get_length(out);
-	const char *p = buf;
+	size_t sent = 0;
 
-	if (pending == 0) {
-		/* Eager write: saves arming EV_WRITE and a loop turn. */
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR) {
-				conn_fail(c, "write", errno);
-				return;
-			}
-			n = 0;
-		}
-		stat_add(&w->stats.bytes_out, (uint64_t)n);
-		if ((size_t)n == len)
-			return;
-		p += n;
-		len -= (size_t)n;
-	}
-	if (evbuffer_add(out, p, len)) {
-		conn_fail(c, "buffering output", ENOMEM);
+	if (c->flags & CONN_BROKEN)
 		return;
+	if (pending == 0) {
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = n == 1 ?
+		    send(c->fd, iov[0].iov_base, len, MSG_NOSIGNAL) :
+		    sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+
+		if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			conn_break(c, errno);
+			return;
+		}
+		sent = w > 0 ? (size_t)w : 0;
 	}
-	stat_add(&w->stats.bytes_out, len);
+	stat_add(&env->stats.bytes_out, len);
+	if (sent == len)
+		return;
+	for (int i = 0; i < n; i++) {
+		size_t skip = sent < iov[i].iov_len ? sent : iov[i].iov_len;
+
+		sent -= skip;
+		if (iov[i].iov_len > skip && evbuffer_add(out,
+		    (char *)iov[i].iov_base + skip, iov[i].iov_len - skip)) {
+			conn_break(c, ENOMEM);
+			return;
+		}
+	}
 	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
 		/* Enabled on first use, not at connect: enabling it with
 		 * nothing to write costs two epoll_ctl calls. */
 		bufferevent_enable(c->bev, EV_WRITE);
 	}
-	if (pending + len > w->cfg->high_water && !(c->flags & CONN_PAUSED))
+	if (evbuffer_get_length(out) > env->high_water &&
+	    !(c->flags & CONN_PAUSED))
 		conn_pause(c);
+}
+
+/* Writes out what the batch holds, keeping it open for more. */
+static void conn_batch_flush(struct conn_batch *b)
+{
+	if (b->n_iov)
+		conn_writev(b->owner, b->iov, b->n_iov, b->len);
+	b->n_iov = 0;
+	b->len = 0;
+	b->copied = 0;
+}
+
+/* Opens the batch for @c's handler, whose input is @in (borrowed until
+ * conn_batch_end()). */
+static void conn_batch_begin(struct conn *c, const char *in, size_t len)
+{
+	struct conn_batch *b = &c->env->batch;
+
+	b->owner = c;
+	b->in = in;
+	b->in_end = in + len;
+}
+
+static void conn_batch_end(struct conn *c)
+{
+	struct conn_batch *b = &c->env->batch;
+
+	conn_batch_flush(b);
+	b->owner = NULL;
+	b->in = b->in_end = NULL;
+}
+
+/* Makes room for one more piece of which @copy bytes are copied, by
+ * writing out what the batch holds if it is full. */
+static void conn_batch_room(struct conn_batch *b, size_t copy)
+{
+	if (b->n_iov == CONN_BATCH_IOV || copy > sizeof(b->copy) - b->copied)
+		conn_batch_flush(b);
+}
+
+/* Appends a piece, merging it with the last when they are adjacent in
+ * memory (consecutive lines of one read, say).  Call conn_batch_room()
+ * first. */
+static void conn_batch_add(struct conn_batch *b, const char *p, size_t len)
+{
+	struct iovec *last = b->n_iov ? &b->iov[b->n_iov - 1] : NULL;
+
+	if (last && (char *)last->iov_base + last->iov_len == p) {
+		last->iov_len += len;
+	} else {
+		b->iov[b->n_iov].iov_base = (void *)p;
+		b->iov[b->n_iov].iov_len = len;
+		b->n_iov++;
+	}
+	b->len += len;
+}
+
+void conn_reply(struct conn *c, const void *buf, size_t len)
+{
+	struct conn_batch *b = &c->env->batch;
+	const char *p = buf;
+
+	if (len == 0 || (c->flags & CONN_BROKEN))
+		return;
+	if (b->owner != c) {
+		/* Outside a handler call: nothing to gather with. */
+		struct iovec iov = { (void *)p, len };
+
+		conn_writev(c, &iov, 1, len);
+		return;
+	}
+	if (p >= b->in && p < b->in_end) {
+		/* The handler's own input lives until the batch ends. */
+		conn_batch_room(b, 0);
+		conn_batch_add(b, p, len);
+		return;
+	}
+	if (len > sizeof(b->copy)) {
+		/* Too big to copy here; @buf is valid until we return. */
+		struct iovec iov = { (void *)p, len };
+
+		conn_batch_flush(b);
+		conn_writev(c, &iov, 1, len);
+		return;
+	}
+	conn_batch_room(b, len);
+	memcpy(b->copy + b->copied, p, len);
+	conn_batch_add(b, b->copy + b->copied, len);
+	b->copied += len;
+}
+
+/*
+ * After a handler call: frees @c if a write failed.  Returns true if @c
+ * is gone.
+ */
+static bool conn_reap(struct conn *c)
+{
+	if (!(c->flags & CONN_BROKEN))
+		return false;
+	stat_add(&c->env->stats.errors, 1);
+	conn_free(c);
+	return true;
+}
+
+/*
+ * Keeps the @len bytes at @rest that data() left, in c->pending (which
+ * @rest may already lie in).  Returns 0, 1 if they are over the handler's
+ * cap, or -1 if memory ran out.
+ */
+static int conn_keep(struct conn *c, const char *rest, size_t len)
+{
+	struct conn_pending *p = c->pending;
+
+	if (len == 0) {
+		free(p);
+		c->pending = NULL;
+		return 0;
+	}
+	if (len > c->ops->max_pending)
+		return 1;
+	if (p && rest >= p->buf && rest < p->buf + p->len) {
+		memmove(p->buf, rest, len);
+		p->len = len;
+		return 0;
+	}
+	/* New: the input came straight from the read buffer. */
+	p = c->pending = malloc(sizeof(*p) + (len < 1024 ? 1024 : len));
+	if (!p)
+		return -1;
+	p->cap = len < 1024 ? 1024 : len;
+	memcpy(p->buf, rest, len);
+	p->len = len;
+	return 0;
+}
+
+/* Appends @len bytes of @buf to the kept input.  Returns 0 or -1. */
+static int conn_pending_append(struct conn *c, const char *buf, size_t len)
+{
+	struct conn_pending *p = c->pending;
+
+	if (p->cap - p->len < len) {
+		size_t cap = p->cap * 2 > p->len + len ? p->cap * 2 :
+		    p->len + len;
+		struct conn_pending *np = realloc(p, sizeof(*p) + cap);
+
+		if (!np)
+			return -1;
+		p = c->pending = np;
+		p->cap = cap;
+	}
+	memcpy(p->buf + p->len, buf, len);
+	p->len += len;
+	return 0;
+}
+
+/* Bytes arrived: hand them, after any kept input, to the handler. */
+static void conn_input(struct conn *c, const char *buf, size_t n)
+{
+	const char *in = buf;
+	size_t len = n;
+	ssize_t used;
+	int rc;
+
+	if (c->pending) {
+		if (conn_pending_append(c, buf, n)) {
+			conn_fail(c, "keeping input", ENOMEM);
+			return;
+		}
+		in = c->pending->buf;
+		len = c->pending->len;
+	}
+	conn_batch_begin(c, in, len);
+	used = c->ops->data(c, conn_state(c), in, len);
+	conn_batch_end(c);
+	if (conn_reap(c))
+		return;
+	if (used == PROTO_CLOSE) {
+		conn_close(c);
+		return;
+	}
+	if (used < 0 || (size_t)used > len) {
+		log_error("handler '%s' consumed %zd of %zu bytes; closing",
+		    c->ops->name, used, len);
+		conn_fail(c, "handler", EPROTO);
+		return;
+	}
+	rc = conn_keep(c, in + used, len - (size_t)used);
+	if (rc < 0) {
+		conn_fail(c, "keeping input", ENOMEM);
+	} else if (rc > 0) {
+		stat_add(&c->env->stats.input_overflows, 1);
+		log_verbose("closing connection fd %d: %zu bytes of "
+		    "unconsumed input, over the '%s' handler's limit", c->fd,
+		    len - (size_t)used, c->ops->name);
+		conn_close(c);
+	}
+}
+
+/* The client shut down its sending side: it still gets everything it is
+ * owed, and the handler sees what it left unconsumed. */
+static void conn_eof(struct conn *c)
+{
+	struct conn_pending *p = c->pending;
+
+	c->flags |= CONN_EOF;
+	if (c->ops->eof) {
+		const char *in = p ? p->buf : NULL;
+		size_t len = p ? p->len : 0;
+
+		conn_batch_begin(c, in, len);
+		c->ops->eof(c, conn_state(c), in, len);
+		conn_batch_end(c);
+		if (conn_reap(c))
+			return;
+	}
+	conn_keep(c, NULL, 0);
+	conn_close(c);
 }
 
 /*
@@ -151,7 +426,7 @@ static void conn_finish(struct conn *c)
 		return;
 	}
 	c->flags |= CONN_LINGER;
-	bufferevent_set_timeouts(c->bev, c->worker->flush_tv, NULL);
+	bufferevent_set_timeouts(c->bev, c->env->flush_tv, NULL);
 	bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -161,22 +436,22 @@ void conn_close(struct conn *c)
 		return;
 	c->flags |= CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
-	if (conn_pending(c) == 0) {
+	if (conn_output_len(c) == 0) {
 		conn_finish(c);
 		return;
 	}
 	/* Finish on the write callback once the output is empty; give up if
 	 * the client reads nothing for flush_tv. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(c->bev, NULL, c->worker->flush_tv);
+	bufferevent_set_timeouts(c->bev, NULL, c->env->flush_tv);
 }
 
 /* Lingering: the reply is on its way; input is read only to be dropped. */
 static void conn_linger_read(struct conn *c, short what)
 {
-	struct worker *w = c->worker;
+	struct conn_env *env = c->env;
 	ssize_t n = (what & EV_TIMEOUT) ? 0 :
-	    read(c->fd, w->rbuf, w->rbuf_size);
+	    read(c->fd, env->rbuf, env->rbuf_size);
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		conn_free(c);
@@ -188,7 +463,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct bufferevent *bev = arg;
 	struct conn *c = bev->cbarg;
-	struct worker *w = c->worker;
+	struct conn_env *env = c->env;
 	ssize_t n;
 
 	if (c->flags & CONN_LINGER) {
@@ -196,19 +471,17 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (what & EV_TIMEOUT) {
-		stat_add(&w->stats.idle_timeouts, 1);
+		stat_add(&env->stats.idle_timeouts, 1);
 		log_verbose("closing idle connection fd %d", c->fd);
 		conn_free(c);
 		return;
 	}
-	n = read(fd, w->rbuf, w->rbuf_size);
+	n = read(fd, env->rbuf, env->rbuf_size);
 	if (n > 0) {
-		stat_add(&w->stats.bytes_in, (uint64_t)n);
-		conn_send(c, w->rbuf, (size_t)n);
+		stat_add(&env->stats.bytes_in, (uint64_t)n);
+		conn_input(c, env->rbuf, (size_t)n);
 	} else if (n == 0) {
-		/* Half-close: the client still gets everything it sent. */
-		c->flags |= CONN_EOF;
-		conn_close(c);
+		conn_eof(c);
 	} else if (errno != EAGAIN && errno != EINTR) {
 		conn_fail(c, "read", errno);
 	}
@@ -219,7 +492,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if ((c->flags & CONN_CLOSING) && conn_pending(c) == 0)
+	if ((c->flags & CONN_CLOSING) && conn_output_len(c) == 0)
 		conn_finish(c);
 	else if (c->flags & CONN_PAUSED)
 		conn_resume(c);
@@ -229,51 +502,73 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct worker *w = c->worker;
+	struct conn_env *env = c->env;
 
 	if (what & BEV_EVENT_TIMEOUT) {
-		stat_add(&w->stats.write_timeouts, 1);
+		stat_add(&env->stats.write_timeouts, 1);
 		log_info("closing connection fd %d: client read none of its "
-		    "%zu pending bytes in time", c->fd, conn_pending(c));
+		    "%zu pending bytes in time", c->fd, conn_output_len(c));
 		conn_free(c);
 	} else {
 		conn_fail(c, "write", EVUTIL_SOCKET_ERROR());
 	}
 }
 
-struct conn *conn_new(struct worker *w, int fd)
+/* Lets the handler greet the client.  Returns false if @c is gone. */
+static bool conn_open(struct conn *c)
 {
-	struct conn *c = malloc(sizeof(*c));
+	int rc;
+
+	if (!c->ops->open)
+		return true;
+	conn_batch_begin(c, NULL, 0);
+	rc = c->ops->open(c, conn_state(c));
+	conn_batch_end(c);
+	if (conn_reap(c))
+		return false;
+	if (rc == PROTO_CLOSE)
+		conn_close(c);
+	return true;
+}
+
+struct conn *conn_new(struct conn_env *env, int fd,
+    const struct proto_ops *ops)
+{
+	size_t size = ops->state_size ? CONN_STATE_OFFSET + ops->state_size :
+	    sizeof(struct conn);
+	struct conn *c = calloc(1, size);
 	int one = 1;
 
 	if (!c)
 		goto fail;
-	memset(c, 0, sizeof(*c));
-	c->worker = w;
+	c->env = env;
+	c->ops = ops;
 	c->fd = fd;
-	/* Echo replies are small and latency-bound. */
+	/* Replies are small and latency-bound. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev)
 		goto fail;
 	/* Take over the read side; see conn.h.  The event is not pending
 	 * yet, so it may be re-assigned. */
-	if (event_assign(&c->bev->ev_read, w->base, fd,
+	if (event_assign(&c->bev->ev_read, env->base, fd,
 	    EV_READ | EV_PERSIST | EV_FINALIZE, conn_read_cb, c->bev))
 		goto fail_bev;
 	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
-	if ((w->idle_tv || w->write_tv) &&
-	    bufferevent_set_timeouts(c->bev, w->idle_tv, w->write_tv))
+	if (bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_WRITE))
+		goto fail_bev;
+	if ((env->idle_tv || env->write_tv) &&
+	    bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv))
 		goto fail_bev;
 	if (bufferevent_enable(c->bev, EV_READ))
 		goto fail_bev;
 
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	stat_add(&w->stats.conns_opened, 1);
-	return c;
+	c->next = env->conns;
+	if (env->conns)
+		env->conns->prev = c;
+	env->conns = c;
+	stat_add(&env->stats.conns_opened, 1);
+	return conn_open(c) ? c : NULL;
 
 fail_bev:
 	bufferevent_free(c->bev);	/* closes fd */
@@ -282,8 +577,8 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	free(c);
-	stat_add(&w->stats.errors, 1);
-	atomic_fetch_sub(w->cfg->conns_now, 1);
-	log_warn("worker %d: cannot set up a connection", w->id);
+	stat_add(&env->stats.errors, 1);
+	atomic_fetch_sub(env->conns_now, 1);
+	log_warn("cannot set up a connection");
 	return NULL;
 }

@@ -1,62 +1,126 @@
 /*
- * One client connection, served by its worker's event loop.  Every function
- * here runs on the owning worker's thread.
+ * One client connection, served by its worker's event loop: the socket
+ * transport under a protocol handler (proto/proto.h).  Every function here
+ * runs on the owning worker's thread.
  *
  * DESIGN
  * A connection is a socket bufferevent whose read side we take over and
- * whose write side libevent keeps:
+ * whose write side libevent keeps, plus the handler's state:
  *
  * - Read.  libevent 2.1's socket bufferevent reads at most 4 KiB per
- *   callback and asks FIONREAD first (DESIGN.md, facts 1 and 2).  We point
- *   the bufferevent's own read event (bev->ev_read, from the public
- *   bufferevent_struct.h) at conn.c's callback, which does one large read(2)
- *   into the worker's scratch buffer.  Because it is still the bufferevent's
- *   event, bufferevent_enable/disable(EV_READ) and the read (idle) timeout
- *   keep working, and the connection costs no extra event.
+ *   callback and asks FIONREAD first (docs/design.md, facts 1 and 2).  We
+ *   point the bufferevent's own read event (bev->ev_read, from the public
+ *   bufferevent_struct.h) at conn.c's callback, which does one large
+ *   read(2) into the worker's scratch buffer and hands the bytes to the
+ *   handler.  Because it is still the bufferevent's event,
+ *   bufferevent_enable/disable(EV_READ) and the read (idle) timeout keep
+ *   working, and the connection costs no extra event.
  *
- * - Write.  Replies go out eagerly: while the output buffer is empty,
- *   conn_send() writes straight to the socket, so a ping-pong echo costs one
- *   read and one write.  Only the unsent remainder goes to the bufferevent's
- *   output, which libevent then writes when the socket is writable.
+ * - Input the handler leaves unconsumed is copied to a per-connection
+ *   buffer that exists only while it is non-empty, and is capped by the
+ *   handler's max_pending.
+ *
+ * - Write.  Replies to one read are gathered in the worker's batch (an
+ *   iovec list that points into the read buffer where it can, and copies
+ *   otherwise) and written once, eagerly: while the output buffer is
+ *   empty they go straight to the socket with one send or sendmsg, so a
+ *   ping-pong echo costs one read and one write.  Only the unsent
+ *   remainder goes to the bufferevent's output, which libevent then
+ *   writes when the socket is writable.
  *
  * - Backpressure.  Past high_water bytes of output, reading stops and the
  *   write low-watermark is set to low_water; the write callback resumes
- *   reading (DESIGN.md, fact 3: never a read high-watermark).
+ *   reading (docs/design.md, fact 3: never a read high-watermark).
  *
  * - Closing.  bufferevent_free() drops pending output (fact 4), so
  *   conn_close() first stops reading, lets the output drain, and frees on
  *   the write callback, with a write timeout as the fallback.  If the
  *   kernel still holds unacknowledged output then, it sends FIN and waits
  *   for the client's EOF (a lingering close), because close() with unread
- *   input sends RST, which discards that output.
+ *   input sends RST, which discards that output.  Nothing frees a
+ *   connection while its handler runs: a write error marks it, and the
+ *   caller of the handler frees it afterwards.
+ *
+ * The transport is this file alone: the handlers see only proto.h, so a
+ * TLS bufferevent or a UDP socket can drive them without changing them.
  */
 #ifndef CONN_H
 #define CONN_H
 
+#include "stats.h"
+
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 
 struct conn;
-struct worker;
+struct event_base;
+struct proto_config;
+struct proto_ops;
+
+/* The most pieces, and copied bytes, one batch gathers before it is
+ * written out mid-handler. */
+#define CONN_BATCH_IOV 64
+#define CONN_BATCH_COPY (16 * 1024)
 
 /*
- * Serves the connected socket @fd on @w.  @fd is taken over either way: on
- * failure it is closed and counted in the worker's errors, and NULL is
- * returned.  The connection then lives until it closes itself.
+ * Replies gathered for the connection whose handler is running; one per
+ * worker, since a worker runs one handler at a time.  Private to conn.c.
  */
-struct conn *conn_new(struct worker *w, int fd);
+struct conn_batch {
+	struct conn *owner;	/* NULL: no handler running */
+	const char *in, *in_end;	/* the handler's borrowed input */
+	struct iovec iov[CONN_BATCH_IOV];
+	int n_iov;
+	size_t len;		/* bytes in iov */
+	size_t copied;		/* bytes of copy in use */
+	char copy[CONN_BATCH_COPY];
+};
 
-/* Queues @len bytes of @buf (borrowed; copied if not sent at once) for the
- * client.  May free @c on a write error: do not use @c afterwards. */
-void conn_send(struct conn *c, const void *buf, size_t len);
+/*
+ * What a connection needs from its worker.  The worker embeds one, sets
+ * the fields marked (worker) before the first conn_new() and leaves the
+ * rest to conn.c; all of it belongs to the worker's thread, except the
+ * counters, which others may read (stats.h).
+ */
+struct conn_env {
+	struct event_base *base;	/* (worker) */
+	char *rbuf;		/* (worker) read scratch, shared */
+	size_t rbuf_size;	/* (worker) */
+	size_t high_water;	/* (worker) pause reading past this output */
+	size_t low_water;	/* (worker) resume at or below this */
+	/* (worker) common timeouts; NULL when off */
+	const struct timeval *idle_tv;
+	const struct timeval *write_tv;
+	const struct timeval *flush_tv;	/* close-flush stall limit */
+	const struct proto_config *proto_cfg;	/* (worker) borrowed */
+	_Atomic long *conns_now;	/* (worker) open, server-wide */
+	bool stopping;		/* (worker) leave the loop at the last close */
+
+	struct conn *conns;	/* every open connection */
+	struct worker_stats stats;
+	struct conn_batch batch;
+};
+
+/*
+ * Serves the connected socket @fd on @env with the handler @ops
+ * (borrowed, static).  @fd is taken over either way: on failure it is
+ * closed and counted in the errors, and NULL is returned.  The connection
+ * then lives until it closes itself.
+ */
+struct conn *conn_new(struct conn_env *env, int fd,
+    const struct proto_ops *ops);
 
 /* Stops reading, sends what is pending, then frees @c.  May free @c at
- * once.  Idempotent. */
+ * once; not for use inside a handler (return PROTO_CLOSE instead).
+ * Idempotent. */
 void conn_close(struct conn *c);
 
 /* Frees @c now, dropping (and counting) any pending output. */
 void conn_free(struct conn *c);
 
-/* The next connection of the same worker, for walking w->conns. */
+/* The next connection of the same worker, for walking env->conns. */
 struct conn *conn_next(const struct conn *c);
 
 #endif

@@ -18,9 +18,12 @@ enum cq_item_type {
 	CQ_STOP,	/* flush and close every connection, then exit */
 };
 
+struct proto_ops;
+
 struct cq_item {
 	enum cq_item_type type;
 	int fd;
+	const struct proto_ops *proto;	/* CQ_NEW_CONN: its handler */
 	struct cq_item *next;	/* queue or freelist link; queue-private */
 };
 

@@ -29,6 +29,9 @@ int main(int argc, char **argv)
 	case OPTIONS_VERSION:
 		printf("echoserver %s\n", VERSION);
 		return 0;
+	case OPTIONS_PROTOCOLS:
+		options_list_protocols(stdout);
+		return 0;
 	case OPTIONS_ERROR:
 		fprintf(stderr, "echoserver: %s\n", err);
 		fprintf(stderr, "Try 'echoserver --help' for more "

@@ -1,6 +1,7 @@
 /*
  * Socket addresses as the operator writes them: "127.0.0.1", "::1" or
- * "[::1]", and back to text as "127.0.0.1:5555" or "[::1]:5555".
+ * "[::1]", each with an optional port ("127.0.0.1:5556", "[::1]:5557"),
+ * and back to text as "127.0.0.1:5555" or "[::1]:5555".
  */
 #ifndef NETADDR_H
 #define NETADDR_H
@@ -13,10 +14,12 @@
 #define NETADDR_STRLEN 64
 
 /*
- * Parses the numeric IPv4 or IPv6 address @text (borrowed) with @port into
- * @ss and @len.  Returns 0, or -1 if @text is not a numeric address.
+ * Parses @text (borrowed): a numeric IPv4 or IPv6 address with an
+ * optional port, as "127.0.0.1", "127.0.0.1:5556", "::1", "[::1]" or
+ * "[::1]:5557", into @ss and @len.  Without a port, @default_port is used.
+ * Returns 0, or -1 if @text is not of that form.
  */
-int netaddr_parse(const char *text, uint16_t port,
+int netaddr_parse(const char *text, uint16_t default_port,
     struct sockaddr_storage *ss, socklen_t *len);
 
 /* Writes "host:port" for @sa (borrowed) into @buf of @size bytes. */

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "proto/proto.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +28,10 @@ enum {
 	OPT_LOW_WATER,
 	OPT_PORT_FILE,
 	OPT_REJECT_MESSAGE,
+	OPT_PROTOCOL,
+	OPT_PROTOCOLS,
+	OPT_BANNER,
+	OPT_MAX_LINE,
 };
 
 static const struct option long_options[] = {
@@ -42,6 +47,10 @@ static const struct option long_options[] = {
 	{ "low-water", required_argument, NULL, OPT_LOW_WATER },
 	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
 	{ "reject-message", required_argument, NULL, OPT_REJECT_MESSAGE },
+	{ "protocol", required_argument, NULL, OPT_PROTOCOL },
+	{ "protocols", no_argument, NULL, OPT_PROTOCOLS },
+	{ "banner", required_argument, NULL, OPT_BANNER },
+	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -76,6 +85,8 @@ void options_init(struct options *o)
 	o->high_water = 1024 * 1024;
 	o->low_water = 256 * 1024;
 	o->reject_message = "ERROR too many connections\r\n";
+	o->protocol = proto_handlers[0];
+	o->max_line = 8 * 1024;
 	o->log_level = LOG_INFO;
 }
 
@@ -86,9 +97,19 @@ void options_usage(FILE *out)
 "\n"
 "A multi-reactor TCP echo server: every byte a client sends comes back.\n"
 "\n"
-"  -p, --port N            port to listen on (default 5555; 0 picks one)\n"
-"  -l, --listen ADDR       numeric IPv4 or IPv6 address to listen on;\n"
-"                          repeatable (default: all interfaces)\n"
+"  -p, --port N            port for listeners that name none (default 5555;\n"
+"                          0 picks one)\n"
+"  -l, --listen [PROTO@]ADDR[:PORT]\n"
+"                          listen on a numeric IPv4 or IPv6 address\n"
+"                          (\"127.0.0.1:5556\", \"[::1]:5557\") with the\n"
+"                          handler PROTO; repeatable (default: all\n"
+"                          interfaces, on --port, with --protocol)\n"
+"      --protocol NAME     handler for listeners that name none\n"
+"                          (default echo)\n"
+"      --protocols         list the handlers\n"
+"      --banner TEXT       line the line and reverse handlers send on\n"
+"                          connect (default: none)\n"
+"      --max-line BYTES    longest line they take (default 8K; K, M)\n"
 "  -t, --threads N         worker threads (default: the CPUs this process\n"
 "                          may run on)\n"
 "  -b, --backlog N         listen backlog (default 1024)\n"
@@ -111,6 +132,12 @@ void options_usage(FILE *out)
 "\n"
 "SIGINT or SIGTERM: stop accepting, flush, exit 0; a second one exits at\n"
 "once.  SIGUSR1: log the statistics.\n", out);
+}
+
+void options_list_protocols(FILE *out)
+{
+	for (const struct proto_ops *const *p = proto_handlers; *p; p++)
+		fprintf(out, "%-10s %s\n", (*p)->name, (*p)->summary);
 }
 
 static void fail(char *err, size_t errlen, const char *fmt, ...)
@@ -185,11 +212,38 @@ static int parse_size(const char *s, size_t *out)
 	return 0;
 }
 
+/* Splits "[PROTO@]ADDR[:PORT]" now that --protocol and --port are known. */
+static int resolve_listen(const struct options *o, struct options_listen *l,
+    char *err, size_t errlen)
+{
+	const char *at = strchr(l->text, '@'), *addr = l->text;
+	char name[32];
+
+	l->proto = o->protocol;
+	if (at) {
+		size_t n = (size_t)(at - l->text);
+
+		snprintf(name, sizeof(name), "%.*s", (int)n, l->text);
+		l->proto = n < sizeof(name) ? proto_find(name) : NULL;
+		if (!l->proto) {
+			fail(err, errlen, "unknown protocol '%.*s' in '%s' for "
+			    "option '--listen' (see 'echoserver --protocols')",
+			    (int)n, l->text, l->text);
+			return -1;
+		}
+		addr = at + 1;
+	}
+	if (netaddr_parse(addr, (uint16_t)o->port, &l->addr, &l->addrlen)) {
+		fail(err, errlen, "invalid value '%s' for option '--listen'",
+		    l->text);
+		return -1;
+	}
+	return 0;
+}
+
 enum options_result options_parse(struct options *o, int argc, char **argv,
     char *err, size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen;
 	char name[32];
 	long v;
 	int c;
@@ -208,15 +262,13 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			o->port = (int)v;
 			break;
 		case 'l':
-			if (netaddr_parse(arg, 0, &ss, &sslen))
-				goto bad_value;
 			if (o->n_listen == OPTIONS_MAX_LISTEN) {
 				fail(err, errlen, "too many '--listen' "
 				    "addresses (at most %d)",
 				    OPTIONS_MAX_LISTEN);
 				return OPTIONS_ERROR;
 			}
-			o->listen[o->n_listen++] = arg;
+			o->listen[o->n_listen++].text = arg;
 			break;
 		case 't':
 			if (parse_long(arg, 1, 1024, &v))
@@ -261,6 +313,25 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 		case OPT_REJECT_MESSAGE:
 			o->reject_message = arg;
 			break;
+		case OPT_PROTOCOL:
+			o->protocol = proto_find(arg);
+			if (!o->protocol) {
+				fail(err, errlen, "unknown protocol '%s' for "
+				    "option '--protocol' (see 'echoserver "
+				    "--protocols')", arg);
+				return OPTIONS_ERROR;
+			}
+			break;
+		case OPT_PROTOCOLS:
+			return OPTIONS_PROTOCOLS;
+		case OPT_BANNER:
+			o->banner = *arg ? arg : NULL;
+			break;
+		case OPT_MAX_LINE:
+			if (parse_size(arg, &o->max_line) ||
+			    o->max_line > PROTO_MAX_LINE_LIMIT)
+				goto bad_value;
+			break;
 		case 'v':
 			if (o->log_level < LOG_DEBUG)
 				o->log_level++;
@@ -297,6 +368,9 @@ bad_value:
 		fail(err, errlen, "unexpected argument '%s'", argv[optind]);
 		return OPTIONS_ERROR;
 	}
+	for (int i = 0; i < o->n_listen; i++)
+		if (resolve_listen(o, &o->listen[i], err, errlen))
+			return OPTIONS_ERROR;
 	if (o->low_water >= o->high_water) {
 		fail(err, errlen, "invalid value '%zu' for option "
 		    "'--low-water': must be below --high-water (%zu)",

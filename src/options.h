@@ -8,13 +8,28 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #define OPTIONS_MAX_LISTEN 16
 
+struct proto_ops;
+
+/* One --listen [PROTO@]ADDR[:PORT], resolved once every option is known. */
+struct options_listen {
+	const char *text;	/* as given; borrowed from argv */
+	const struct proto_ops *proto;	/* its handler */
+	struct sockaddr_storage addr;	/* with its port, or --port's */
+	socklen_t addrlen;
+};
+
 struct options {
-	int port;
-	const char *listen[OPTIONS_MAX_LISTEN];	/* borrowed from argv */
-	int n_listen;		/* 0: all interfaces */
+	int port;		/* for listeners that name none */
+	struct options_listen listen[OPTIONS_MAX_LISTEN];
+	int n_listen;		/* 0: all interfaces, on --port */
+	const struct proto_ops *protocol;	/* for listeners that name
+						 * none; static */
+	const char *banner;	/* borrowed; NULL: none */
+	size_t max_line;	/* the line handlers' limit */
 	int threads;		/* workers */
 	int backlog;
 	long max_conns;		/* 0: derived from the fd limit */
@@ -32,6 +47,7 @@ enum options_result {
 	OPTIONS_OK,
 	OPTIONS_HELP,		/* --help: print usage, exit 0 */
 	OPTIONS_VERSION,	/* --version: print version, exit 0 */
+	OPTIONS_PROTOCOLS,	/* --protocols: list the handlers, exit 0 */
 	OPTIONS_ERROR,		/* @err says what; exit 64 */
 };
 
@@ -48,5 +64,8 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 
 /* Writes the usage text to @out. */
 void options_usage(FILE *out);
+
+/* Writes the handlers, one line each, to @out. */
+void options_list_protocols(FILE *out);
 
 #endif

@@ -60,7 +60,8 @@ static void server_reject(struct server *s, int fd)
 
 static void server_accept(int fd, void *arg)
 {
-	struct server *s = arg;
+	struct server_port *port = arg;
+	struct server *s = port->server;
 	struct worker *w;
 	int rc;
 
@@ -71,7 +72,7 @@ static void server_accept(int fd, void *arg)
 	atomic_fetch_add(&s->conns_now, 1);
 	w = &s->workers[s->next_worker];
 	s->next_worker = (s->next_worker + 1) % s->n_workers;
-	rc = worker_dispatch(w, fd);
+	rc = worker_dispatch(w, fd, port->proto);
 	if (rc) {
 		stat_add(&s->lstats.dispatch_errors, 1);
 		log_warn("cannot hand a connection to worker %d: %s", w->id,
@@ -86,7 +87,7 @@ static void server_log_stats(struct server *s, const char *when)
 	struct worker_stats *ws[s->n_workers];
 
 	for (int i = 0; i < s->n_workers; i++)
-		ws[i] = &s->workers[i].stats;
+		ws[i] = &s->workers[i].env.stats;
 	stats_log(when, ws, s->n_workers, &s->lstats);
 }
 
@@ -101,11 +102,11 @@ static void server_stop(struct server *s, int sig)
 	 * second signal ends the process at once. */
 	event_del(s->sig_int);
 	event_del(s->sig_term);
-	for (int i = 0; i < s->n_listeners; i++) {
-		listener_free(s->listeners[i]);
-		s->listeners[i] = NULL;
+	for (int i = 0; i < s->n_ports; i++) {
+		listener_free(s->ports[i].listener);
+		s->ports[i].listener = NULL;
 	}
-	s->n_listeners = 0;
+	s->n_ports = 0;
 	for (int i = 0; i < s->n_workers; i++)
 		if (worker_stop(&s->workers[i]))
 			log_error("cannot stop worker %d", i);
@@ -122,46 +123,58 @@ static void server_signal_cb(evutil_socket_t sig, short what, void *arg)
 		server_stop(s, (int)sig);
 }
 
-static int server_listen(struct server *s, const char *addr, int dual)
+static int server_listen(struct server *s, const struct sockaddr *sa,
+    socklen_t len, int dual, const struct proto_ops *proto)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
+	struct server_port *port = &s->ports[s->n_ports];
 	char text[NETADDR_STRLEN];
-	struct listener *l;
 
-	if (netaddr_parse(addr, (uint16_t)s->opts->port, &ss, &len))
-		return -1;	/* options_parse() checked it already */
-	l = listener_new(s->base, (struct sockaddr *)&ss, len, dual,
-	    s->opts->backlog, server_accept, s, &s->lstats);
-	if (!l) {
+	port->server = s;
+	port->proto = proto;
+	port->listener = listener_new(s->base, sa, len, dual,
+	    s->opts->backlog, server_accept, port, &s->lstats);
+	if (!port->listener) {
 		int err = errno;
 
-		netaddr_format((struct sockaddr *)&ss, text, sizeof(text));
 		if (dual && err == EAFNOSUPPORT)
 			return -EAFNOSUPPORT;
+		netaddr_format(sa, text, sizeof(text));
 		log_error("cannot listen on '%s': %s", text, strerror(err));
 		return -1;
 	}
-	s->listeners[s->n_listeners++] = l;
+	s->n_ports++;
 	return 0;
+}
+
+/* All interfaces on --port with --protocol: one dual-stack socket, so
+ * that port 0 gives one port; plain IPv4 where the kernel has no IPv6. */
+static int server_listen_any(struct server *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int rc;
+
+	netaddr_parse("::", (uint16_t)s->opts->port, &ss, &len);
+	rc = server_listen(s, (struct sockaddr *)&ss, len, 1,
+	    s->opts->protocol);
+	if (rc != -EAFNOSUPPORT)
+		return rc;
+	netaddr_parse("0.0.0.0", (uint16_t)s->opts->port, &ss, &len);
+	return server_listen(s, (struct sockaddr *)&ss, len, 0,
+	    s->opts->protocol);
 }
 
 static int server_listen_all(struct server *s)
 {
 	const struct options *o = s->opts;
-	int rc;
 
+	if (!o->n_listen)
+		return server_listen_any(s);
 	for (int i = 0; i < o->n_listen; i++)
-		if (server_listen(s, o->listen[i], 0))
+		if (server_listen(s, (const struct sockaddr *)&o->listen[i].addr,
+		    o->listen[i].addrlen, 0, o->listen[i].proto))
 			return -1;
-	if (o->n_listen)
-		return 0;
-	/* All interfaces: one dual-stack socket, so that port 0 gives one
-	 * port; plain IPv4 where the kernel has no IPv6. */
-	rc = server_listen(s, "::", 1);
-	if (rc == -EAFNOSUPPORT)
-		rc = server_listen(s, "0.0.0.0", 0);
-	return rc;
+	return 0;
 }
 
 int server_init(struct server *s, const struct options *o)
@@ -173,12 +186,17 @@ int server_init(struct server *s, const struct options *o)
 	s->max_conns = default_max_conns(o->threads);
 	if (o->max_conns)
 		s->max_conns = o->max_conns;
+	s->proto_cfg = (struct proto_config){
+		.banner = o->banner,
+		.max_line = o->max_line,
+	};
 	s->wcfg = (struct worker_config){
 		.high_water = o->high_water,
 		.low_water = o->low_water,
 		.idle_timeout = o->idle_timeout,
 		.write_timeout = o->write_timeout,
 		.grace = o->grace,
+		.proto_cfg = &s->proto_cfg,
 		.conns_now = &s->conns_now,
 	};
 
@@ -211,9 +229,9 @@ int server_init(struct server *s, const struct options *o)
 	return 0;
 }
 
-/* The port file appears atomically, so a reader never sees it half
- * written. */
-static int write_port_file(const char *path, int port)
+/* The bound ports, one line per listener in --listen order.  The file
+ * appears atomically, so a reader never sees it half written. */
+static int write_port_file(struct server *s, const char *path)
 {
 	char tmp[4096];
 	FILE *f;
@@ -222,7 +240,8 @@ static int write_port_file(const char *path, int port)
 	f = fopen(tmp, "w");
 	if (!f)
 		goto fail;
-	fprintf(f, "%d\n", port);
+	for (int i = 0; i < s->n_ports; i++)
+		fprintf(f, "%d\n", listener_port(s->ports[i].listener));
 	if (fclose(f) || rename(tmp, path))
 		goto fail;
 	return 0;
@@ -234,15 +253,15 @@ fail:
 
 static void log_startup(struct server *s)
 {
-	char line[OPTIONS_MAX_LISTEN * (NETADDR_STRLEN + 1)] = "";
+	char line[OPTIONS_MAX_LISTEN * (NETADDR_STRLEN + 32)] = "";
 	size_t n = 0;
 
-	for (int i = 0; i < s->n_listeners; i++) {
+	for (int i = 0; i < s->n_ports; i++) {
 		char addr[NETADDR_STRLEN];
 
-		listener_address(s->listeners[i], addr, sizeof(addr));
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
-		    i ? " " : "", addr);
+		listener_address(s->ports[i].listener, addr, sizeof(addr));
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s@%s",
+		    i ? " " : "", s->ports[i].proto->name, addr);
 	}
 	log_info("echoserver %s listening on %s; %d worker%s; libevent %s "
 	    "(%s); max %ld connections", VERSION, line, s->n_workers,
@@ -269,8 +288,7 @@ int server_run(struct server *s)
 	/* The start-up line first: once the port file appears, a script may
 	 * read the log for every bound address. */
 	log_startup(s);
-	if (s->opts->port_file && write_port_file(s->opts->port_file,
-	    listener_port(s->listeners[0]))) {
+	if (s->opts->port_file && write_port_file(s, s->opts->port_file)) {
 		server_stop(s, SIGTERM);
 		rc = -1;
 		goto join;
@@ -289,8 +307,8 @@ join:
 
 void server_release(struct server *s)
 {
-	for (int i = 0; i < s->n_listeners; i++)
-		listener_free(s->listeners[i]);
+	for (int i = 0; i < s->n_ports; i++)
+		listener_free(s->ports[i].listener);
 	for (int i = 0; i < s->n_workers; i++)
 		worker_release(&s->workers[i]);
 	free(s->workers);

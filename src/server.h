@@ -18,6 +18,7 @@
 #define SERVER_H
 
 #include "options.h"
+#include "proto/proto.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -26,16 +27,25 @@
 struct event;
 struct event_base;
 struct listener;
+struct server;
+
+/* A listening socket and the handler its connections get. */
+struct server_port {
+	struct server *server;
+	struct listener *listener;
+	const struct proto_ops *proto;	/* static */
+};
 
 struct server {
 	const struct options *opts;	/* borrowed */
 	struct event_base *base;
-	struct listener *listeners[OPTIONS_MAX_LISTEN];
-	int n_listeners;
+	struct server_port ports[OPTIONS_MAX_LISTEN];
+	int n_ports;
 	struct worker *workers;
 	int n_workers;
 	int next_worker;	/* round-robin cursor */
 	struct worker_config wcfg;
+	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;
 	_Atomic long conns_now;
 	long max_conns;

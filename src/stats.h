@@ -36,6 +36,8 @@ struct worker_stats {
 	stat_t write_timeouts;	/* write stalls, including flush fallbacks */
 	stat_t errors;		/* I/O errors and failed set-ups */
 	stat_t dropped_bytes;	/* pending output lost at close */
+	stat_t input_overflows;	/* closed: unconsumed input over the
+				 * handler's cap */
 };
 
 /* Owned by the main thread. */

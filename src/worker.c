@@ -17,10 +17,12 @@
 
 /*
  * One read takes up to this much from a socket.  libevent's own reads stop
- * at 4 KiB (DESIGN.md, fact 1); a large read is what makes bulk echo fast,
- * and the buffer is per worker, so it costs nothing per connection.
+ * at 4 KiB (docs/design.md, fact 1); a large read is what makes bulk echo
+ * fast, and the buffer is per worker, so it costs nothing per connection.
+ * Larger is not better: the buffer and the socket buffers must stay in
+ * the core's cache (fact 11; measured in docs/design.md).
  */
-#define WORKER_READ_SIZE (256 * 1024)
+#define WORKER_READ_SIZE (64 * 1024)
 
 /* A half-closed client gets this long without progress to read what it is
  * owed, when --write-timeout is off. */
@@ -48,34 +50,28 @@ static void worker_begin_stop(struct worker *w)
 	struct timeval grace = seconds_tv(w->cfg->grace);
 	struct conn *c, *next;
 
-	w->stopping = true;
-	for (c = w->conns; c; c = next) {
+	w->env.stopping = true;
+	for (c = w->env.conns; c; c = next) {
 		next = conn_next(c);
 		conn_close(c);
 	}
-	if (!w->conns) {
-		event_base_loopexit(w->base, NULL);
+	if (!w->env.conns) {
+		event_base_loopexit(w->env.base, NULL);
 		return;
 	}
 	evtimer_add(w->grace_timer, &grace);
 }
 
-void worker_conns_gone(struct worker *w)
-{
-	if (w->stopping)
-		event_base_loopexit(w->base, NULL);
-}
-
 /* The grace period is over: whatever is still unsent is dropped (and
  * counted), so that shutdown is bounded.  Freeing the last connection ends
- * the loop (worker_conns_gone()). */
+ * the loop (conn_free()). */
 static void worker_grace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 	int n = 0;
 
-	while (w->conns) {
-		conn_free(w->conns);
+	while (w->env.conns) {
+		conn_free(w->env.conns);
 		n++;
 	}
 	log_warn("worker %d: grace period over, closed %d connections with "
@@ -95,21 +91,20 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 		log_warn("worker %d: notify pipe: %s", w->id, strerror(errno));
 
 	while ((it = conn_queue_pop(&w->queue))) {
-		enum cq_item_type type = it->type;
-		int cfd = it->fd;
+		struct cq_item item = *it;
 
 		conn_queue_item_free(&w->queue, it);
-		switch (type) {
+		switch (item.type) {
 		case CQ_NEW_CONN:
-			if (w->stopping) {
-				close(cfd);
+			if (w->env.stopping) {
+				close(item.fd);
 				atomic_fetch_sub(w->cfg->conns_now, 1);
 			} else {
-				conn_new(w, cfd);
+				conn_new(&w->env, item.fd, item.proto);
 			}
 			break;
 		case CQ_STOP:
-			if (!w->stopping)
+			if (!w->env.stopping)
 				worker_begin_stop(w);
 			break;
 		}
@@ -132,10 +127,10 @@ int worker_init(struct worker *w, int id, const struct worker_config *cfg)
 	ec = event_config_new();
 	if (!ec || event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK))
 		goto fail;
-	w->base = event_base_new_with_config(ec);
+	w->env.base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	ec = NULL;
-	if (!w->base)
+	if (!w->env.base)
 		goto fail;
 	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC)) {
 		log_error("worker %d: cannot create its notify pipe: %s", id,
@@ -144,22 +139,26 @@ int worker_init(struct worker *w, int id, const struct worker_config *cfg)
 	}
 	w->notify_recv = fds[0];
 	w->notify_send = fds[1];
-	w->notify_event = event_new(w->base, w->notify_recv,
+	w->notify_event = event_new(w->env.base, w->notify_recv,
 	    EV_READ | EV_PERSIST, worker_notify_cb, w);
-	w->grace_timer = evtimer_new(w->base, worker_grace_cb, w);
-	w->rbuf_size = WORKER_READ_SIZE;
-	w->rbuf = malloc(w->rbuf_size);
+	w->grace_timer = evtimer_new(w->env.base, worker_grace_cb, w);
+	w->env.rbuf_size = WORKER_READ_SIZE;
+	w->env.rbuf = malloc(w->env.rbuf_size);
+	w->env.high_water = cfg->high_water;
+	w->env.low_water = cfg->low_water;
+	w->env.proto_cfg = cfg->proto_cfg;
+	w->env.conns_now = cfg->conns_now;
 	w->stop_item = conn_queue_item_new(&w->queue);
-	if (!w->notify_event || !w->grace_timer || !w->rbuf ||
+	if (!w->notify_event || !w->grace_timer || !w->env.rbuf ||
 	    !w->stop_item ||
 	    event_add(w->notify_event, NULL))
 		goto fail;
-	w->idle_tv = common_timeout(w->base, cfg->idle_timeout);
-	w->write_tv = common_timeout(w->base, cfg->write_timeout);
-	w->flush_tv = w->write_tv ? w->write_tv :
-	    common_timeout(w->base, WORKER_FLUSH_TIMEOUT);
-	if ((cfg->idle_timeout > 0 && !w->idle_tv) ||
-	    (cfg->write_timeout > 0 && !w->write_tv) || !w->flush_tv)
+	w->env.idle_tv = common_timeout(w->env.base, cfg->idle_timeout);
+	w->env.write_tv = common_timeout(w->env.base, cfg->write_timeout);
+	w->env.flush_tv = w->env.write_tv ? w->env.write_tv :
+	    common_timeout(w->env.base, WORKER_FLUSH_TIMEOUT);
+	if ((cfg->idle_timeout > 0 && !w->env.idle_tv) ||
+	    (cfg->write_timeout > 0 && !w->env.write_tv) || !w->env.flush_tv)
 		goto fail;
 	return 0;
 
@@ -179,7 +178,7 @@ static void *worker_main(void *arg)
 	/* Signals belong to the main thread's event loop. */
 	sigfillset(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (event_base_dispatch(w->base) < 0)
+	if (event_base_dispatch(w->env.base) < 0)
 		log_error("worker %d: event loop failed", w->id);
 	return NULL;
 }
@@ -228,7 +227,7 @@ static int worker_push(struct worker *w, struct cq_item *it)
 	return rc;
 }
 
-int worker_dispatch(struct worker *w, int fd)
+int worker_dispatch(struct worker *w, int fd, const struct proto_ops *proto)
 {
 	struct cq_item *it = conn_queue_item_new(&w->queue);
 
@@ -236,6 +235,7 @@ int worker_dispatch(struct worker *w, int fd)
 		return -ENOMEM;
 	it->type = CQ_NEW_CONN;
 	it->fd = fd;
+	it->proto = proto;
 	return worker_push(w, it);
 }
 
@@ -261,8 +261,8 @@ void worker_release(struct worker *w)
 {
 	struct cq_item *it;
 
-	while (w->conns)
-		conn_free(w->conns);
+	while (w->env.conns)
+		conn_free(w->env.conns);
 	/* Connections handed over but never served. */
 	while ((it = conn_queue_pop(&w->queue))) {
 		if (it->type == CQ_NEW_CONN) {
@@ -277,13 +277,13 @@ void worker_release(struct worker *w)
 		event_free(w->notify_event);
 	if (w->grace_timer)
 		event_free(w->grace_timer);
-	if (w->base)
-		event_base_free(w->base);
+	if (w->env.base)
+		event_base_free(w->env.base);
 	if (w->notify_recv >= 0)
 		close(w->notify_recv);
 	if (w->notify_send >= 0)
 		close(w->notify_send);
-	free(w->rbuf);
+	free(w->env.rbuf);
 	conn_queue_release(&w->queue);
 	memset(w, 0, sizeof(*w));
 	w->notify_recv = w->notify_send = -1;

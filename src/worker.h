@@ -17,6 +17,7 @@
 #ifndef WORKER_H
 #define WORKER_H
 
+#include "conn.h"
 #include "conn_queue.h"
 #include "stats.h"
 
@@ -25,7 +26,8 @@
 #include <stddef.h>
 #include <sys/time.h>
 
-struct conn;
+struct proto_config;
+struct proto_ops;
 
 /* Settings shared by every worker; owned by the server, read-only while
  * workers run. */
@@ -35,6 +37,7 @@ struct worker_config {
 	double idle_timeout;	/* seconds, 0: off */
 	double write_timeout;	/* seconds, 0: off */
 	double grace;		/* seconds to flush at shutdown */
+	const struct proto_config *proto_cfg;	/* the handlers' settings */
 	_Atomic long *conns_now;	/* open connections, server-wide */
 };
 
@@ -43,7 +46,6 @@ struct worker {
 	const struct worker_config *cfg;	/* borrowed */
 	pthread_t thread;
 	bool started;
-	struct event_base *base;
 	struct conn_queue queue;
 	int notify_recv;	/* read end, the worker's */
 	int notify_send;	/* write end, the main thread's */
@@ -51,18 +53,9 @@ struct worker {
 	struct event *grace_timer;
 	struct cq_item *stop_item;	/* allocated up front: stopping
 					 * must not fail for want of memory */
-
-	/* Common timeouts (one shared timer queue, not a heap entry per
-	 * connection); NULL when off. */
-	const struct timeval *idle_tv;
-	const struct timeval *write_tv;
-	const struct timeval *flush_tv;	/* half-close flush stall limit */
-
-	struct conn *conns;	/* every open connection, for shutdown */
-	char *rbuf;		/* read scratch, shared by the connections */
-	size_t rbuf_size;
-	bool stopping;
-	struct worker_stats stats;
+	struct conn_env env;	/* its event_base, connections, scratch
+				 * buffers, timeouts and counters
+				 * (conn.h) */
 };
 
 /* Sets up @w (caller's storage) with its base, queue and pipe; @cfg is
@@ -73,10 +66,11 @@ int worker_init(struct worker *w, int id, const struct worker_config *cfg);
 int worker_start(struct worker *w);
 
 /*
- * Hands the connected socket @fd to @w.  On success the worker owns @fd;
- * on failure (-errno) the caller still does and must close it.
+ * Hands the connected socket @fd to @w, to be served by the handler @proto
+ * (borrowed, static).  On success the worker owns @fd; on failure
+ * (-errno) the caller still does and must close it.
  */
-int worker_dispatch(struct worker *w, int fd);
+int worker_dispatch(struct worker *w, int fd, const struct proto_ops *proto);
 
 /* Asks @w to flush and close its connections, then leave its loop.
  * Returns 0 or -errno (only if the notify pipe fails).  Call once. */
@@ -87,8 +81,5 @@ void worker_join(struct worker *w);
 
 /* Frees everything; the thread must have been joined (or never started). */
 void worker_release(struct worker *w);
-
-/* Called by conn.c when the last connection of a stopping worker closes. */
-void worker_conns_gone(struct worker *w);
 
 #endif

@@ -214,10 +214,10 @@ START_TEST(test_listens_on_ipv4_and_ipv6_and_prints_both)
 	test_server_start(&server, args);
 	log = test_server_log(&server);
 	/* The start-up line lists every bound address, ports included. */
-	p = strstr(log, "listening on 127.0.0.1:");
+	p = strstr(log, "listening on echo@127.0.0.1:");
 	ck_assert_msg(p, "no start-up line: %s", log);
-	p = strstr(p, " [::1]:");
-	ck_assert_msg(p && sscanf(p, " [::1]:%d", &port6) == 1, "%s", log);
+	p = strstr(p, " echo@[::1]:");
+	ck_assert_msg(p && sscanf(p, " echo@[::1]:%d", &port6) == 1, "%s", log);
 	free(log);
 
 	sin6.sin6_port = htons((uint16_t)port6);

@@ -5,8 +5,11 @@
  */
 #include "log.h"
 #include "options.h"
+#include "proto/proto.h"
 #include "testutil.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,68 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_uint_eq(o.high_water, 1024 * 1024);
 	ck_assert_uint_eq(o.low_water, 256 * 1024);
 	ck_assert_int_eq(o.log_level, LOG_INFO);
+	ck_assert_str_eq(o.protocol->name, "echo");
+	ck_assert_ptr_null(o.banner);
+	ck_assert_uint_eq(o.max_line, 8192);
+}
+END_TEST
+
+/* The port of a resolved listener, in host order. */
+static int listen_port(const struct options_listen *l)
+{
+	if (l->addr.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
+}
+
+START_TEST(test_options_listen_takes_a_protocol_and_a_port_each)
+{
+	const char *args[] = { "-l", "echo@127.0.0.1:5556", "-l",
+		"[::1]:5557", "-l", "127.0.0.2", "-l", "::1", "--protocol",
+		"echo", "-p", "7000", "--banner", "hi", "--max-line", "1k",
+		NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, args), OPTIONS_OK);
+	ck_assert_int_eq(o.n_listen, 4);
+	ck_assert_str_eq(o.listen[0].proto->name, "echo");
+	ck_assert_int_eq(o.listen[0].addr.ss_family, AF_INET);
+	ck_assert_int_eq(listen_port(&o.listen[0]), 5556);
+	ck_assert_int_eq(o.listen[1].addr.ss_family, AF_INET6);
+	ck_assert_int_eq(listen_port(&o.listen[1]), 5557);
+	/* No port of their own: --port, even given after them. */
+	ck_assert_int_eq(listen_port(&o.listen[2]), 7000);
+	ck_assert_int_eq(o.listen[3].addr.ss_family, AF_INET6);
+	ck_assert_int_eq(listen_port(&o.listen[3]), 7000);
+	ck_assert_ptr_eq(o.listen[2].proto, o.protocol);
+	ck_assert_str_eq(o.banner, "hi");
+	ck_assert_uint_eq(o.max_line, 1024);
+}
+END_TEST
+
+START_TEST(test_options_protocols_lists_every_handler)
+{
+	const char *args[] = { "--protocols", NULL };
+	struct options o;
+	char err[256];
+	char *text;
+	size_t size;
+	FILE *f = open_memstream(&text, &size);
+	int n = 0;
+
+	ck_assert_int_eq(parse(&o, err, args), OPTIONS_PROTOCOLS);
+	options_list_protocols(f);
+	fclose(f);
+	for (const struct proto_ops *const *p = proto_handlers; *p; p++, n++)
+		ck_assert_msg(strstr(text, (*p)->name) &&
+		    strstr(text, (*p)->summary), "'%s' missing from '%s'",
+		    (*p)->name, text);
+	ck_assert_int_ge(n, 1);
+	for (char *p = text; (p = strchr(p, '\n')); p++)
+		n--;
+	ck_assert_msg(n == 0, "not one line per handler: '%s'", text);
+	free(text);
 }
 END_TEST
 
@@ -74,7 +139,7 @@ START_TEST(test_options_accepts_every_option)
 	ck_assert_int_eq(parse(&o, err, args), OPTIONS_OK);
 	ck_assert_int_eq(o.port, 0);
 	ck_assert_int_eq(o.n_listen, 2);
-	ck_assert_str_eq(o.listen[1], "[::1]");
+	ck_assert_str_eq(o.listen[1].text, "[::1]");
 	ck_assert_int_eq(o.threads, 3);
 	ck_assert_int_eq(o.backlog, 64);
 	ck_assert_int_eq(o.max_conns, 100);
@@ -117,6 +182,18 @@ static const struct bad {
 	{ { "-l", "localhost" }, "'localhost'", "'--listen'" },
 	{ { "-l", "1.2.3.4.5" }, "'1.2.3.4.5'", "'--listen'" },
 	{ { "-l", "[::1" }, "'[::1'", "'--listen'" },
+	{ { "-l", "[::1]5" }, "'[::1]5'", "'--listen'" },
+	{ { "-l", "127.0.0.1:65536" }, "'127.0.0.1:65536'", "'--listen'" },
+	{ { "-l", "127.0.0.1:" }, "'127.0.0.1:'", "'--listen'" },
+	{ { "-l", "127.0.0.1:-1" }, "'127.0.0.1:-1'", "'--listen'" },
+	{ { "-l", "nope@127.0.0.1" }, "unknown protocol 'nope'", "'--listen'" },
+	{ { "-l", "@127.0.0.1" }, "unknown protocol ''", "'--listen'" },
+	{ { "-l", "echo@" }, "'echo@'", "'--listen'" },
+	{ { "--protocol", "nope" }, "unknown protocol 'nope'",
+	    "'--protocol'" },
+	{ { "--max-line", "0" }, "'0'", "'--max-line'" },
+	{ { "--max-line", "65M" }, "'65M'", "'--max-line'" },
+	{ { "--max-line", "8x" }, "'8x'", "'--max-line'" },
 	{ { "--idle-timeout", "-1" }, "'-1'", "'--idle-timeout'" },
 	{ { "--idle-timeout", "nan" }, "'nan'", "'--idle-timeout'" },
 	{ { "--write-timeout", "1s" }, "'1s'", "'--write-timeout'" },
@@ -162,6 +239,20 @@ START_TEST(test_options_bad_option_exits_64_with_one_message)
 }
 END_TEST
 
+START_TEST(test_options_unknown_protocol_exits_64_naming_it)
+{
+	const char *args[] = { "-l", "gopher@127.0.0.1:0", NULL };
+	char *err;
+	int status = run_echoserver(args, &err);
+
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 64);
+	ck_assert_msg(strstr(err, "echoserver: unknown protocol 'gopher'"),
+	    "stderr: %s", err);
+	free(err);
+}
+END_TEST
+
 static Suite *options_suite(void)
 {
 	Suite *s = suite_create("options");
@@ -171,12 +262,15 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_options_default_threads_follow_the_cpu_affinity);
 	tcase_add_test(tc, test_options_accepts_every_option);
 	tcase_add_test(tc, test_options_help_and_version_are_not_errors);
+	tcase_add_test(tc, test_options_listen_takes_a_protocol_and_a_port_each);
+	tcase_add_test(tc, test_options_protocols_lists_every_handler);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_loop_test(tc,
 	    test_options_rejects_bad_values_naming_option_and_value, 0,
 	    (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_options_bad_option_exits_64_with_one_message);
+	tcase_add_test(tc, test_options_unknown_protocol_exits_64_naming_it);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -92,8 +92,9 @@ struct proto_ops {
 
 	/*
 	 * Optional.  The connection is about to be freed; frees what the
-	 * handler allocated.  Called exactly once for every connection
-	 * whose open() succeeded (or that had no open()).  Must not reply.
+	 * handler allocated.  Called exactly once for every connection,
+	 * whatever open() returned (state is zeroed before open(), so it
+	 * can tell what open() got to).  Must not reply.
 	 */
 	void (*release)(struct conn *c, void *state);
 };
