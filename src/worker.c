@@ -19,10 +19,11 @@
  * One read takes up to this much from a socket.  libevent's own reads stop
  * at 4 KiB (docs/design.md, fact 1); a large read is what makes bulk echo
  * fast, and the buffer is per worker, so it costs nothing per connection.
- * Larger is not better: the buffer and the socket buffers must stay in
- * the core's cache (fact 11; measured in docs/design.md).
+ * 64 KiB was tried against this size, because a buffer that outgrows the
+ * cache can cost more than the syscalls it saves (fact 11), and was
+ * slower here; docs/design.md, "Read size", has the figures.
  */
-#define WORKER_READ_SIZE (64 * 1024)
+#define WORKER_READ_SIZE (256 * 1024)
 
 /* A half-closed client gets this long without progress to read what it is
  * owed, when --write-timeout is off. */
