@@ -70,7 +70,8 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
-PROTO_OBJS = src/proto/proto.o src/proto/echo.o
+PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
+	src/proto/line.o src/proto/reverse.o
 
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
@@ -97,7 +98,7 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
 	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
-all: $(PROGRAMS) $(LIBS) $(EXAMPLES)
+all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS)
 
 echoserver: $(SERVER_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
