@@ -72,7 +72,8 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 # no libevent type, so the unit tests link them with a fake connection.
 PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
 	src/proto/line.o src/proto/reverse.o
-# The worked example of docs/protocols.md: built, but not registered.
+# The worked example of docs/protocols.md: built, and tested through the
+# harness, but not registered.
 PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
 
 # The load generator; see docs/benchmarks.md.
@@ -88,8 +89,8 @@ LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
 EXAMPLES = src/workqueue/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
-	tests/check_workqueue
-TEST_OBJS = tests/testutil.o tests/faults.o
+	tests/check_workqueue tests/check_proto
+TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
@@ -191,7 +192,12 @@ tests/check_workqueue: tests/check_workqueue.o $(TESTUTIL) \
 		libworkqueue.a
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=pthread_create \
 		-Wl,--wrap=pthread_join -o $@ $^ $(CHECK_LIBS)
-$(filter-out tests/check_workqueue,$(TESTS)) $(STRESS_TESTS):
+# The handlers against the fake connection of tests/proto_harness.c: no
+# server objects and no libevent.
+tests/check_proto: tests/check_proto.o tests/proto_harness.o $(PROTO_OBJS) \
+		$(PROTO_EXAMPLE_OBJS) $(TESTUTIL)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+$(filter-out tests/check_workqueue tests/check_proto,$(TESTS)) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
 
