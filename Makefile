@@ -208,6 +208,26 @@ tests/echoserver-faults: $(SERVER_OBJS) tests/faults.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
 		$(LIBEVENT_LIBS)
 
+# A libFuzzer run over the line handlers and the example through the
+# harness (tests/fuzz_proto.c).  Built with clang straight from the
+# sources, so its flags never mix with the objects of the normal build;
+# not part of `make check`.  FUZZ_SECONDS bounds the run (CI: 10).
+# Found crashes are written to tests/tmp/fuzz/.
+FUZZ_CC = clang
+FUZZ_SECONDS = 60
+FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all
+FUZZ_SRCS = tests/fuzz_proto.c tests/proto_harness.c \
+	$(PROTO_OBJS:.o=.c) $(PROTO_EXAMPLE_OBJS:.o=.c)
+tests/fuzz_proto: $(FUZZ_SRCS) src/proto/proto.h src/proto/lines.h \
+		tests/proto_harness.h
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc $(WARNINGS) \
+		$(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS)
+fuzz: tests/fuzz_proto
+	@mkdir -p tests/tmp/fuzz/corpus
+	./tests/fuzz_proto -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=tests/tmp/fuzz/ tests/tmp/fuzz/corpus
+
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening
@@ -340,6 +360,7 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
+		tests/fuzz_proto \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp
@@ -348,7 +369,7 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind stress stress-small stress-tsan \
+.PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
 	stress-leaks run bench bench-workqueue install uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE
