@@ -15,23 +15,24 @@ static void reverse_reply(struct conn *c, const char *line, size_t content,
 {
 	char scratch[LINES_REVERSE_SCRATCH];
 	const char *p = line + content;
-	size_t fill = 0;
 
 	while (p > line) {
-		if (fill == sizeof(scratch)) {
-			conn_reply(c, scratch, fill);
-			fill = 0;
+		size_t n = 0;
+
+		while (p > line && n < sizeof(scratch))
+			scratch[n++] = *--p;
+		/* The ending rides with the last chunk when it fits. */
+		if (p == line && sizeof(scratch) - n >= ending) {
+			memcpy(scratch + n, line + content, ending);
+			n += ending;
+			ending = 0;
 		}
-		scratch[fill++] = *--p;
+		conn_reply(c, scratch, n);
 	}
-	if (fill + ending > sizeof(scratch)) {
-		conn_reply(c, scratch, fill);
-		fill = 0;
-	}
-	memcpy(scratch + fill, line + content, ending);
-	fill += ending;
-	if (fill > 0)
-		conn_reply(c, scratch, fill);
+	/* An empty line's ending, or one that did not fit: it lies in the
+	 * input, so it needs no scratch. */
+	if (ending)
+		conn_reply(c, line + content, ending);
 }
 
 static ssize_t reverse_data(struct conn *c, void *state, const char *in,
