@@ -545,6 +545,22 @@ START_TEST(test_counter_relies_on_max_pending_for_long_lines)
 }
 END_TEST
 
+/* The snippet of docs/protocols.md, "Testing a handler", as it is there. */
+START_TEST(test_counter_docs_snippet_holds)
+{
+	struct proto_config cfg = { NULL, 8192 };	/* banner, max_line */
+	size_t cuts[] = { 3, 7 };		/* reads [0,3) [3,7) [7,len) */
+	struct conn c;
+
+	harness_run(&c, &proto_counter, &cfg, "a\nbb\ncc\nd", 9, cuts, 2);
+	ck_assert_ptr_null(c.violation);
+	ck_assert_uint_eq(c.out_len, 21);
+	ck_assert(!memcmp(c.out, "1: a\n2: bb\n3: cc\n4: d", 21));
+	ck_assert_uint_eq(c.end, HARNESS_EOF);
+	harness_free(&c);
+}
+END_TEST
+
 /* --- the harness itself -------------------------------------------------- */
 
 /*
@@ -754,6 +770,7 @@ Suite *proto_suite(void)
 	tcase_add_test(tc,
 	    test_counter_replies_once_per_read_from_its_own_buffer);
 	tcase_add_test(tc, test_counter_relies_on_max_pending_for_long_lines);
+	tcase_add_test(tc, test_counter_docs_snippet_holds);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("harness");
