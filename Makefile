@@ -70,7 +70,11 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
-PROTO_OBJS = src/proto/proto.o src/proto/echo.o
+PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
+	src/proto/line.o src/proto/reverse.o
+# The worked example of docs/protocols.md: built, and tested through the
+# harness, but not registered.
+PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
 
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
@@ -85,19 +89,20 @@ LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
 EXAMPLES = src/workqueue/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
-	tests/check_workqueue
-TEST_OBJS = tests/testutil.o tests/faults.o
+	tests/check_workqueue tests/check_proto
+TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
 
-ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
+ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
+	$(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
 	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
-all: $(PROGRAMS) $(LIBS) $(EXAMPLES)
+all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
 
 echoserver: $(SERVER_OBJS) $(PROTO_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
@@ -187,7 +192,12 @@ tests/check_workqueue: tests/check_workqueue.o $(TESTUTIL) \
 		libworkqueue.a
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -Wl,--wrap=pthread_create \
 		-Wl,--wrap=pthread_join -o $@ $^ $(CHECK_LIBS)
-$(filter-out tests/check_workqueue,$(TESTS)) $(STRESS_TESTS):
+# The handlers against the fake connection of tests/proto_harness.c: no
+# server objects and no libevent.
+tests/check_proto: tests/check_proto.o tests/proto_harness.o $(PROTO_OBJS) \
+		$(PROTO_EXAMPLE_OBJS) $(TESTUTIL)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+$(filter-out tests/check_workqueue tests/check_proto,$(TESTS)) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
 
@@ -197,6 +207,26 @@ FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) tests/faults.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
 		$(LIBEVENT_LIBS)
+
+# A libFuzzer run over the line handlers and the example through the
+# harness (tests/fuzz_proto.c).  Built with clang straight from the
+# sources, so its flags never mix with the objects of the normal build;
+# not part of `make check`.  FUZZ_SECONDS bounds the run (CI: 10).
+# Found crashes are written to tests/tmp/fuzz/.
+FUZZ_CC = clang
+FUZZ_SECONDS = 60
+FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all
+FUZZ_SRCS = tests/fuzz_proto.c tests/proto_harness.c \
+	$(PROTO_OBJS:.o=.c) $(PROTO_EXAMPLE_OBJS:.o=.c)
+tests/fuzz_proto: $(FUZZ_SRCS) src/proto/proto.h src/proto/lines.h \
+		tests/proto_harness.h
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc $(WARNINGS) \
+		$(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS)
+fuzz: tests/fuzz_proto
+	@mkdir -p tests/tmp/fuzz/corpus
+	./tests/fuzz_proto -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=tests/tmp/fuzz/ tests/tmp/fuzz/corpus
 
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
@@ -330,6 +360,7 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
+		tests/fuzz_proto \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp
@@ -338,7 +369,7 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind stress stress-small stress-tsan \
+.PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
 	stress-leaks run bench bench-workqueue install uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE

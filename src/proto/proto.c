@@ -8,9 +8,13 @@
 #include <string.h>
 
 extern const struct proto_ops proto_echo;
+extern const struct proto_ops proto_line;
+extern const struct proto_ops proto_reverse;
 
 const struct proto_ops *const proto_handlers[] = {
 	&proto_echo,
+	&proto_line,
+	&proto_reverse,
 	NULL,
 };
 

@@ -1,0 +1,256 @@
+/*
+ * The fake connection of proto_harness.h: conn_reply() and conn_config()
+ * on a test-only struct conn, and a driver that calls a handler's ops as
+ * the server does (proto.h).  Allocation failure aborts: this is test
+ * code, and a half-run handler would only give a confusing failure.
+ */
+#include "proto_harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *harness_alloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p) {
+		fputs("proto_harness: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+static void harness_breach(struct conn *c, const char *what)
+{
+	if (!c->violation)
+		c->violation = what;
+}
+
+void conn_reply(struct conn *c, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	if (!c->in_call) {
+		harness_breach(c, "conn_reply() outside open/data/eof");
+		return;
+	}
+	if (len == 0)
+		return;
+	if (!buf) {
+		harness_breach(c, "conn_reply() of NULL");
+		return;
+	}
+	c->replies++;
+	if (c->in && p >= c->in && len <= c->in_len &&
+	    (size_t)(p - c->in) <= c->in_len - len) {
+		c->zero_copy++;
+		if (p != c->span_end)
+			c->segments++;
+		c->span_end = p + len;
+	} else {
+		c->segments++;
+		c->span_end = NULL;
+	}
+	if (c->out_cap - c->out_len < len) {
+		size_t cap = c->out_cap ? c->out_cap : 256;
+
+		while (cap - c->out_len < len)
+			cap *= 2;
+		c->out = realloc(c->out, cap);
+		if (!c->out) {
+			fputs("proto_harness: out of memory\n", stderr);
+			abort();
+		}
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, p, len);
+	c->out_len += len;
+}
+
+const struct proto_config *conn_config(const struct conn *c)
+{
+	return &c->config;
+}
+
+/* Brackets one handler call: conn_reply() is allowed, and may point
+ * into @in (NULL for open()). */
+static void harness_call_begin(struct conn *c, const char *in, size_t len)
+{
+	c->in_call = 1;
+	c->in = in;
+	c->in_len = len;
+	c->span_end = NULL;
+}
+
+static void harness_call_end(struct conn *c)
+{
+	c->in_call = 0;
+	c->in = NULL;
+	c->in_len = 0;
+	c->span_end = NULL;
+}
+
+static void harness_drop_kept(struct conn *c)
+{
+	free(c->kept);
+	c->kept = NULL;
+	c->kept_len = 0;
+}
+
+int harness_open(struct conn *c, const struct proto_ops *ops,
+    const struct proto_config *cfg)
+{
+	int rc = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->ops = ops;
+	c->config = *cfg;
+	if (ops->state_size)
+		c->state = calloc(1, ops->state_size);
+	if (ops->state_size && !c->state) {
+		fputs("proto_harness: out of memory\n", stderr);
+		abort();
+	}
+	if (!ops->data)
+		harness_breach(c, "ops without data()");
+	if (ops->open) {
+		harness_call_begin(c, NULL, 0);
+		rc = ops->open(c, c->state);
+		harness_call_end(c);
+	}
+	if (rc != 0 && rc != PROTO_CLOSE)
+		harness_breach(c, "open() returned neither 0 nor PROTO_CLOSE");
+	if (rc == PROTO_CLOSE)
+		c->end = HARNESS_CLOSED_BY_OPEN;
+	return rc == PROTO_CLOSE ? PROTO_CLOSE : 0;
+}
+
+void harness_read(struct conn *c, const void *buf, size_t len)
+{
+	size_t total = c->kept_len + len;
+	char *in;
+	ssize_t used;
+
+	if (c->end != HARNESS_OPEN || len == 0 || !c->ops->data)
+		return;
+	/* Exactly the bytes of this call, freshly allocated, so that ASan
+	 * sees a read past @len or a pointer kept after the call. */
+	in = harness_alloc(total);
+	if (c->kept_len)
+		memcpy(in, c->kept, c->kept_len);
+	memcpy(in + c->kept_len, buf, len);
+	harness_drop_kept(c);
+
+	c->data_calls++;
+	harness_call_begin(c, in, total);
+	used = c->ops->data(c, c->state, in, total);
+	harness_call_end(c);
+
+	if (used == PROTO_CLOSE) {
+		c->end = HARNESS_CLOSED_BY_DATA;
+	} else if (used < 0 || (size_t)used > total) {
+		harness_breach(c, "data() returned more than it was given");
+		c->end = HARNESS_CLOSED_BY_DATA;
+	} else if (total - (size_t)used > c->ops->max_pending) {
+		c->end = HARNESS_OVERFLOW;
+	} else if ((size_t)used < total) {
+		c->kept_len = total - (size_t)used;
+		c->kept = harness_alloc(c->kept_len);
+		memcpy(c->kept, in + used, c->kept_len);
+	}
+	free(in);
+}
+
+void harness_eof(struct conn *c)
+{
+	if (c->end != HARNESS_OPEN)
+		return;
+	if (c->ops->eof) {
+		/* The kept bytes, copied so that the call has its own
+		 * buffer, as data() does. */
+		char *in = harness_alloc(c->kept_len);
+
+		if (c->kept_len)
+			memcpy(in, c->kept, c->kept_len);
+		harness_call_begin(c, in, c->kept_len);
+		c->ops->eof(c, c->state, in, c->kept_len);
+		harness_call_end(c);
+		free(in);
+	}
+	harness_drop_kept(c);
+	c->end = HARNESS_EOF;
+}
+
+void harness_release(struct conn *c)
+{
+	if (!c->released && c->ops && c->ops->release)
+		c->ops->release(c, c->state);
+	c->released = 1;
+	free(c->state);
+	c->state = NULL;
+	harness_drop_kept(c);
+}
+
+void harness_free(struct conn *c)
+{
+	harness_release(c);
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
+}
+
+void harness_run(struct conn *c, const struct proto_ops *ops,
+    const struct proto_config *cfg, const void *in, size_t len,
+    const size_t *cuts, size_t ncuts)
+{
+	const char *p = in;
+	size_t at = 0, i;
+
+	harness_open(c, ops, cfg);
+	for (i = 0; i <= ncuts; i++) {
+		size_t to = i < ncuts ? cuts[i] : len;
+
+		if (to > len)
+			to = len;
+		if (to > at) {
+			harness_read(c, p + at, to - at);
+			at = to;
+		}
+	}
+	harness_eof(c);
+	harness_release(c);
+}
+
+void harness_run_chunked(struct conn *c, const struct proto_ops *ops,
+    const struct proto_config *cfg, const void *in, size_t len,
+    size_t chunk)
+{
+	const char *p = in;
+	size_t at;
+
+	harness_open(c, ops, cfg);
+	if (chunk == 0)
+		chunk = len ? len : 1;
+	for (at = 0; at < len; at += chunk)
+		harness_read(c, p + at, len - at < chunk ? len - at : chunk);
+	harness_eof(c);
+	harness_release(c);
+}
+
+const char *harness_end_name(enum harness_end end)
+{
+	switch (end) {
+	case HARNESS_OPEN:
+		return "open";
+	case HARNESS_CLOSED_BY_OPEN:
+		return "closed by open()";
+	case HARNESS_CLOSED_BY_DATA:
+		return "closed by data()";
+	case HARNESS_OVERFLOW:
+		return "closed: kept input over max_pending";
+	case HARNESS_EOF:
+		return "eof";
+	}
+	return "?";
+}
