@@ -89,7 +89,7 @@ LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
 EXAMPLES = src/workqueue/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
-	tests/check_workqueue tests/check_proto
+	tests/check_workqueue tests/check_proto tests/check_protocols
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -183,6 +183,7 @@ tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/conn.o $(PROTO_OBJS)
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
+tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
 		src/echobench/histogram.o
@@ -230,7 +231,8 @@ fuzz: tests/fuzz_proto
 
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
-INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening
+INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
+	tests/check_protocols
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).

@@ -330,10 +330,12 @@ void test_server_start_ex(struct test_server *ts, const char *const *args,
 		int status;
 
 		if (f) {
-			int ok = fscanf(f, "%d", &ts->port) == 1;
-
+			while (ts->n_ports < TEST_SERVER_MAX_PORTS &&
+			    fscanf(f, "%d", &ts->ports[ts->n_ports]) == 1)
+				ts->n_ports++;
 			fclose(f);
-			ck_assert_msg(ok, "unreadable port file");
+			ck_assert_msg(ts->n_ports > 0, "unreadable port file");
+			ts->port = ts->ports[0];
 			unlink(port_path);
 			return;
 		}

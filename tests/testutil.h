@@ -79,10 +79,15 @@ int proc_thread_count(pid_t pid);
 /* Fills @buf with bytes from the xorshift stream *@state. */
 void fill_random(uint64_t *state, void *buf, size_t len);
 
+#define TEST_SERVER_MAX_PORTS 16
+
 /* A spawned echoserver. */
 struct test_server {
 	pid_t pid;
-	int port;
+	int port;		/* its first listener's: 127.0.0.1 */
+	int ports[TEST_SERVER_MAX_PORTS];	/* every listener's, in
+						 * --listen order */
+	int n_ports;
 	char dir[64];		/* private temp dir for the port and log files */
 	char log_path[96];	/* the server's stderr */
 };
@@ -90,7 +95,8 @@ struct test_server {
 /*
  * Starts $ECHOSERVER (default ./echoserver) on 127.0.0.1 port 0 with the
  * NULL-terminated @args appended, under $TEST_WRAPPER if set, and waits for
- * its port file.  Fails the test if it does not come up.
+ * its port file.  Fails the test if it does not come up.  Listeners that
+ * @args add ("-l", "line@127.0.0.1") get their own ports, ts->ports[1] on.
  */
 void test_server_start(struct test_server *ts, const char *const *args);
 
