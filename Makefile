@@ -91,7 +91,7 @@ TEST_OBJS = tests/testutil.o tests/faults.o
 TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
-BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
+BENCH_PEERS = bench/peer_bufferevent bench/peer_seed bench/peer_epoll
 
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
