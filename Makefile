@@ -332,7 +332,7 @@ clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
-	rm -rf tests/tmp
+	rm -rf tests/tmp bench/.baseline
 
 distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import select
+import shlex
 import shutil
 import socket
 import statistics
@@ -35,6 +36,22 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENT_CPU, SERVER_CPU = '0', '1'
+
+# The old code as a peer: the last commit before the protocol-handler
+# redesign (src/proto/ exists there but conn.c does not use it yet), so
+# that the report shows what the redesign costs.  Built from
+# `git archive` into bench/.baseline/<commit>/ once and reused.
+BASELINE_REF = '858c549'
+
+# What each server is for in the report.  'peer's compete for "best peer";
+# the limit and the old code are shown beside it, never as the best peer.
+ROLES = {'echoserver': 'self', 'epoll': 'limit', 'baseline': 'baseline'}
+
+
+def role(key):
+    return ROLES.get(key, 'peer')
+
+
 
 
 def log(msg):
@@ -100,7 +117,17 @@ def make_servers(args, tmp):
                lambda pf: ['bench/peer_bufferevent', '0']),
         Server('seed', 'seed design (thread + base per conn)',
                lambda pf: ['bench/peer_seed', '0']),
+        Server('epoll', 'thin epoll echo (limit)',
+               lambda pf: ['bench/peer_epoll', '0'],
+               missing=None if os.access(os.path.join(
+                   ROOT, 'bench/peer_epoll'), os.X_OK)
+               else 'not built (make bench/peer_epoll)'),
     ]
+    base_exe, missing = build_baseline()
+    servers.append(Server('baseline', 'echoserver (before handlers)',
+                          lambda pf: [base_exe, '-l', '127.0.0.1', '-p', '0']
+                          + es_t + ['--port-file', pf],
+                          port_file=True, missing=missing))
     gobin = os.path.join(tmp, 'peer_go')
     missing = None
     if not have('go'):
@@ -130,6 +157,53 @@ def make_servers(args, tmp):
         keep = args.servers.split(',')
         servers = [s for s in servers if s.key in keep]
     return servers
+
+
+def build_baseline():
+    """(path of echoserver built at BASELINE_REF, None) or (None, why not).
+
+    `git archive REF | tar -x` into a fresh directory and `make echoserver`
+    there, with the Makefile's default flags; the result is kept in
+    bench/.baseline/<commit>/ and reused by later runs.
+    """
+    if not have('git'):
+        return None, 'git not installed'
+    r = subprocess.run(['git', 'rev-parse', '--verify', '--quiet',
+                        BASELINE_REF + '^{commit}'], cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, ('commit %s is not in this repository (it needs the '
+                      'git history; a shallow clone or an exported tree '
+                      'has none)' % BASELINE_REF)
+    sha = r.stdout.strip()
+    top = os.path.join(ROOT, 'bench', '.baseline')
+    cache = os.path.join(top, sha)
+    exe = os.path.join(cache, 'echoserver')
+    if os.access(exe, os.X_OK):
+        return exe, None
+    log('building echoserver at %s into %s' % (BASELINE_REF,
+                                               os.path.relpath(cache, ROOT)))
+    os.makedirs(top, exist_ok=True)
+    work = tempfile.mkdtemp(prefix='build.', dir=top)
+    # Not the outer make's flags or jobserver: a plain default build.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL', 'MAKEOVERRIDES')}
+    r = subprocess.run('git archive %s | tar -x -C %s && make -C %s '
+                       'echoserver' % (sha, shlex.quote(work),
+                                       shlex.quote(work)),
+                       shell=True, cwd=ROOT, env=env, capture_output=True,
+                       text=True)
+    if r.returncode != 0 or not os.access(os.path.join(work, 'echoserver'),
+                                          os.X_OK):
+        shutil.rmtree(work, ignore_errors=True)
+        lines = (r.stderr.strip() or r.stdout.strip()).splitlines()
+        return None, 'build at %s failed: %s' % (
+            BASELINE_REF, lines[-1] if lines else 'exit %d' % r.returncode)
+    try:
+        os.rename(work, cache)
+    except OSError:             # someone else's build got there first
+        shutil.rmtree(work, ignore_errors=True)
+    return exe, None
 
 
 class Running:
@@ -420,6 +494,8 @@ def machine_info(args):
         ('Python', uv),
         ('iperf3', first_line(run_out(['iperf3', '--version']))),
         ('redis-benchmark', run_out(['redis-benchmark', '--version'])),
+        ('echoserver (before handlers)', 'commit %s (BASELINE_REF in '
+         'bench/run.py), built with the Makefile defaults' % BASELINE_REF),
         ('pinning', 'server on CPU %s, client on CPU %s (taskset)' % (
             SERVER_CPU, CLIENT_CPU) if not args.no_pin else 'none'),
         ('runs', '%d repetitions, %g s measured after %g s warm-up' % (
@@ -443,7 +519,8 @@ def report(args, info, scs, servers, results, load):
     w = out.append
     labels = {s.key: s.label for s in servers}
     labels['iperf3'] = 'iperf3 --bidir (ceiling)'
-    peers = [s.key for s in servers if s.key != 'echoserver']
+    # The limit and the old code are shown, never taken as the best peer.
+    peers = [s.key for s in servers if role(s.key) == 'peer']
 
     def R(sc, key):
         return results.get(sc, {}).get(key, [])
@@ -648,6 +725,18 @@ EXPLAIN = """## What the figures mean
 - **echoserver**: this project, `./echoserver -l 127.0.0.1 -p 0`, with
   its default worker count: one per CPU it may run on, so one worker when
   pinned to one core (`--echoserver-threads N` passes `-t N` instead).
+- **echoserver (before handlers)**: the same server at commit
+  @BASELINE_REF@, the last one before the protocol-handler redesign, so
+  the report can show what the redesign costs. run.py builds it with
+  `git archive @BASELINE_REF@ | tar -x` and `make echoserver` into
+  bench/.baseline/ (once; `make clean` removes it), and skips it, saying
+  why, when git or the commit is not there. Not counted as a peer.
+- **thin epoll echo (limit)** (`bench/peer_epoll.c`): the least an echo
+  server can do: one thread, level-triggered epoll, non-blocking sockets,
+  a fixed 64 KiB read buffer, one `read()` and one `write()` per event.
+  What `write()` does not take is kept for the connection, which waits
+  for EPOLLOUT before it reads again, so no byte is lost. It shows how
+  far the others are from the bare system calls; not counted as a peer.
 - **plain bufferevent echo** (`bench/peer_bufferevent.c`): one thread,
   one event_base, a socket bufferevent per connection whose read callback
   moves input to output: what most libevent users write first.
@@ -836,7 +925,7 @@ def write_report(args, saved, outdir):
         md += '\n## Figures\n\n' + ''.join(
             '![%s](%s)\n\n' % (os.path.basename(p), os.path.basename(p))
             for p in pngs)
-    md += '\n' + EXPLAIN
+    md += '\n' + EXPLAIN.replace('@BASELINE_REF@', BASELINE_REF)
     path = os.path.join(outdir, 'benchmarks.md')
     with open(path, 'w') as f:
         f.write(md)
@@ -852,7 +941,9 @@ DEFAULT_LABELS = [
     ['bufferevent', 'plain bufferevent echo'],
     ['seed', 'seed design (thread + base per conn)'],
     ['go', 'Go net'], ['node', 'Node net'],
-    ['uvloop', 'Python asyncio + uvloop']]
+    ['uvloop', 'Python asyncio + uvloop'],
+    ['epoll', 'thin epoll echo (limit)'],
+    ['baseline', 'echoserver (before handlers)']]
 
 
 def render(args):
