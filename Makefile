@@ -95,7 +95,8 @@ TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
-BENCH_PEERS = bench/peer_bufferevent bench/peer_seed
+BENCH_PEERS = bench/peer_bufferevent bench/peer_seed \
+	bench/peer_epoll
 
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
@@ -310,10 +311,18 @@ run: echoserver
 bench/peer_%: bench/peer_%.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
 
-# The suite (bench/run.py): every server side by side, interleaved, written
-# to docs/benchmarks.md and docs/benchmarks-*.png.  BENCH_QUICK=1 is the
-# two-minute version; BENCH_ARGS passes more options to bench/run.py.  It
-# takes /tmp/echoserver-bench.lock so that only one benchmark runs at once.
+# The suite (bench/run.py): echoserver beside the peers (BENCH_PEERS: the
+# plain bufferevent echo, the seed design and the thin epoll echo, the
+# limit; plus Go, Node and uvloop) and beside itself before the handler
+# redesign (built from git at BASELINE_REF into bench/.baseline/),
+# interleaved, written to docs/benchmarks.md and docs/benchmarks-*.png.
+# Bulk (10 conns, 4 x 64 KiB in flight), pipelined (50 conns, 64 x 64 B in
+# flight) and ping-pong (1000 conns, 64 B) run unpinned and pinned (server
+# on CPU 1, client on CPU 0), 3 rounds of 3 s; the other scenarios pinned
+# only.  About 15 minutes; BENCH_QUICK=1 is the two-minute version, and
+# BENCH_ARGS passes more options to bench/run.py (--placements, --servers,
+# --scenarios, --reps).  It takes /tmp/echoserver-bench.lock so that only
+# one benchmark runs at once.
 BENCH_QUICK =
 BENCH_ARGS =
 bench: echoserver echobench $(BENCH_PEERS)
@@ -365,7 +374,7 @@ clean:
 		tests/fuzz_proto \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
-	rm -rf tests/tmp
+	rm -rf tests/tmp bench/.baseline
 
 distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
