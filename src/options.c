@@ -76,7 +76,7 @@ void options_init(struct options *o)
 	o->high_water = 1024 * 1024;
 	o->low_water = 256 * 1024;
 	o->reject_message = "ERROR too many connections\r\n";
-	o->log_level = LOG_INFO;
+	o->log_level = LL_INFO;
 }
 
 void options_usage(FILE *out)
@@ -262,11 +262,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			o->reject_message = arg;
 			break;
 		case 'v':
-			if (o->log_level < LOG_DEBUG)
+			if (o->log_level < LL_DEBUG)
 				o->log_level++;
 			break;
 		case 'q':
-			if (o->log_level > LOG_ERROR)
+			if (o->log_level > LL_ERROR)
 				o->log_level--;
 			break;
 		case 'h':
