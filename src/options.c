@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "common/parse.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -162,26 +163,18 @@ static int parse_seconds(const char *s, double max, double *out)
 	return 0;
 }
 
-/* A byte count with an optional K, M or G suffix (powers of 1024). */
-static int parse_size(const char *s, size_t *out)
+/*
+ * --high-water and --low-water: a byte count with an optional K, M or G
+ * suffix (parse.h).  Zero is refused, and so is anything past 1 TiB,
+ * which is a slipped suffix rather than a plan.
+ */
+static int parse_water(const char *s, size_t *out)
 {
-	unsigned long long v, mult = 1;
-	char *end;
+	uint64_t v;
 
-	if (*s == '-')
+	if (parse_size(s, 1, (uint64_t)1 << 40, &v))
 		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': mult = 1ULL << 10; end++; break;
-	case 'm': case 'M': mult = 1ULL << 20; end++; break;
-	case 'g': case 'G': mult = 1ULL << 30; end++; break;
-	}
-	if (*end || v == 0 || v > (1ULL << 40) / mult)
-		return -1;
-	*out = (size_t)(v * mult);
+	*out = (size_t)v;
 	return 0;
 }
 
@@ -246,11 +239,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 				goto bad_value;
 			break;
 		case OPT_HIGH_WATER:
-			if (parse_size(arg, &o->high_water))
+			if (parse_water(arg, &o->high_water))
 				goto bad_value;
 			break;
 		case OPT_LOW_WATER:
-			if (parse_size(arg, &o->low_water))
+			if (parse_water(arg, &o->low_water))
 				goto bad_value;
 			break;
 		case OPT_PORT_FILE:
