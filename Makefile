@@ -66,7 +66,7 @@ endif
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
-	src/stats.o src/netaddr.o src/common/parse.o
+	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -75,7 +75,7 @@ PROTO_OBJS = src/proto/proto.o src/proto/echo.o
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
 	src/echobench/histogram.o src/common/xalloc.o src/common/procstat.o \
-	src/common/parse.o
+	src/common/parse.o src/common/fdlimit.o
 
 # The work-queue library; see docs/workqueue.md.
 WQ_OBJS = src/workqueue/workqueue.o
@@ -177,7 +177,8 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o
-tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o
+tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
+		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)

@@ -1,13 +1,16 @@
 /*
  * Unit tests for the helpers in src/common/ that echoserver and echobench
- * share: the size-suffix parser.  Each program keeps its own wording for a
- * bad value; these tests pin down the one rule both of them follow.
+ * share: the size-suffix parser and the fd-limit raise.  Each program
+ * keeps its own wording for a bad value; these tests pin down the one rule
+ * both of them follow.
  */
+#include "common/fdlimit.h"
 #include "common/parse.h"
 #include "testutil.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 #define TIB ((uint64_t)1 << 40)
 
@@ -79,6 +82,22 @@ START_TEST(test_parse_size_rejects_out_of_range_and_overflow_with_erange)
 }
 END_TEST
 
+START_TEST(test_fdlimit_raise_lifts_the_soft_limit_to_the_hard_one)
+{
+	struct rlimit rl = { 64, 256 };
+
+	/* Check forks each test, so the lowered limits stay in this test
+	 * (under CK_FORK=no they stay for the rest of this small suite). */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_int_eq(fdlimit_raise(), 256);
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert_uint_eq(rl.rlim_cur, 256);
+	ck_assert_uint_eq(rl.rlim_max, 256);
+	/* Already at the hard limit: nothing to raise, same answer. */
+	ck_assert_int_eq(fdlimit_raise(), 256);
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
 	Suite *s = suite_create("common");
@@ -92,6 +111,11 @@ static Suite *common_suite(void)
 	    (int)(sizeof(not_sizes) / sizeof(not_sizes[0])));
 	tcase_add_test(tc,
 	    test_parse_size_rejects_out_of_range_and_overflow_with_erange);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fdlimit");
+	tcase_add_test(tc,
+	    test_fdlimit_raise_lifts_the_soft_limit_to_the_hard_one);
 	suite_add_tcase(s, tc);
 	return s;
 }

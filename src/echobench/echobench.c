@@ -9,6 +9,7 @@
  */
 #include "histogram.h"
 #include "loadgen.h"
+#include "common/fdlimit.h"
 #include "common/parse.h"
 #include "common/procstat.h"
 #include "common/xalloc.h"
@@ -317,19 +318,13 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
  */
 static void fit_fd_limit(unsigned conns, unsigned threads)
 {
-	struct rlimit rl;
-	unsigned long long need = (unsigned long long)conns + threads + 16;
+	long limit = fdlimit_raise();
+	long long need = (long long)conns + threads + 16;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+	if (limit >= 0 && need > limit) {
 		fprintf(stderr, "echobench: invalid value '%u' for '--conns': "
-		    "needs %llu fds, but the limit is %llu\n", conns, need,
-		    (unsigned long long)rl.rlim_cur);
+		    "needs %lld fds, but the limit is %ld\n", conns, need,
+		    limit);
 		exit(EXIT_USAGE);
 	}
 }
