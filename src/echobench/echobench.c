@@ -25,10 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
-
-#define EXIT_USAGE 64
 
 struct bench_options {
 	enum loadgen_mode mode;
@@ -105,7 +104,7 @@ static void bad_value(const char *opt, const char *val, const char *why)
 {
 	fprintf(stderr, "echobench: invalid value '%s' for '%s': %s\n", val,
 	    opt, why);
-	exit(EXIT_USAGE);
+	exit(EX_USAGE);
 }
 
 static void bad_range(const char *opt, const char *val,
@@ -279,13 +278,13 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 			exit(0);
 		default:
 			usage(stderr);
-			exit(EXIT_USAGE);
+			exit(EX_USAGE);
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "echobench: unexpected argument '%s'\n",
 		    argv[optind]);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 	if (o->mode == LOADGEN_BULK) {
 		if (!size_set)
@@ -298,13 +297,13 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 	if ((unsigned long long)o->size * o->depth > 256ull << 20) {
 		fprintf(stderr, "echobench: '--size' %u times '--depth' %u is "
 		    "over 256 MiB per connection\n", o->size, o->depth);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 	inet_pton(AF_INET, o->addr, &ia);
 	if (o->sources && ntohl(ia.s_addr) >> 24 != 127) {
 		fprintf(stderr, "echobench: '--sources' needs a 127.x.x.x "
 		    "target, not '%s'\n", o->addr);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 	if (o->open_timeout < 0)
 		o->open_timeout = 30 + o->conns / 500.0;
@@ -325,7 +324,7 @@ static void fit_fd_limit(unsigned conns, unsigned threads)
 		fprintf(stderr, "echobench: invalid value '%u' for '--conns': "
 		    "needs %lld fds, but the limit is %ld\n", conns, need,
 		    limit);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 }
 
@@ -528,7 +527,7 @@ int main(int argc, char **argv)
 	if (o.pid > 0 && procstat_rss_kib((pid_t)o.pid) < 0) {
 		fprintf(stderr, "echobench: invalid value '%ld' for '--pid': "
 		    "no such process\n", o.pid);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
