@@ -7,13 +7,13 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "common/cpus.h"
 #include "common/parse.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,27 +51,11 @@ static const struct option long_options[] = {
 };
 static const char short_options[] = ":p:l:t:b:c:vqhV";
 
-/*
- * The CPUs this process may run on: all online CPUs normally, fewer under
- * taskset or a container's cpuset, where more workers than CPUs would only
- * take turns on the same cores.
- */
-static int usable_cpus(void)
-{
-	cpu_set_t set;
-	long online;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set))
-		return CPU_COUNT(&set);
-	online = sysconf(_SC_NPROCESSORS_ONLN);
-	return online > 0 ? (int)online : 1;
-}
-
 void options_init(struct options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->port = 5555;
-	o->threads = usable_cpus();
+	o->threads = cpus_usable();
 	o->backlog = 1024;
 	o->grace = 5.0;
 	o->high_water = 1024 * 1024;
