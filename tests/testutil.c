@@ -83,10 +83,6 @@ int test_connect(int port)
 	return fd;
 }
 
-#ifndef IP_BIND_ADDRESS_NO_PORT
-#define IP_BIND_ADDRESS_NO_PORT 24	/* linux/in.h; glibc lacks it */
-#endif
-
 int test_connect_from(int port, int src)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
