@@ -17,6 +17,29 @@
 /* Runs @s (taken over) with CK_ENV verbosity; returns a process exit code. */
 int run_suite(Suite *s);
 
+/*
+ * Check has no "skipped" verdict, so a test that cannot run here is left
+ * out of its suite and reported instead of passing without testing
+ * anything (libuv's RETURN_SKIP).  test_skip() prints the one wording every
+ * suite uses, "skip: @name: @why", on stdout; both strings are borrowed.
+ */
+void test_skip(const char *name, const char *why);
+
+/* Adds the test @tf to @tc, or, when @why is not NULL, skips it for that
+ * reason.  Decide @why at suite construction, e.g. test_no_ipv6_loopback(). */
+#define test_add_or_skip(tc, tf, why) do {				\
+		const char *why_ = (why);				\
+									\
+		if (why_)						\
+			test_skip(#tf, why_);				\
+		else							\
+			tcase_add_test(tc, tf);				\
+	} while (0)
+
+/* NULL if a TCP socket can bind [::1]; otherwise why not, in a static
+ * string. */
+const char *test_no_ipv6_loopback(void);
+
 /* Monotonic milliseconds. */
 uint64_t now_ms(void);
 
