@@ -1252,20 +1252,11 @@ Suite *workqueue_suite(void)
 	return s;
 }
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
 int main(void)
 {
-#ifdef SANITIZED
 	/* Sanitizers slow threads down tenfold: shrink the big loops unless
 	 * the caller chose a scale. */
-	setenv("TEST_SCALE", "0.2", 0);
-#endif
+	if (TEST_SANITIZED)
+		setenv("TEST_SCALE", "0.2", 0);
 	return run_suite(workqueue_suite());
 }

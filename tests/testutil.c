@@ -216,9 +216,8 @@ int rss_is_meaningful(void)
 {
 	const char *w = getenv("TEST_WRAPPER");
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-	return 0;
-#endif
+	if (TEST_SANITIZED)
+		return 0;
 	return !(w && *w);
 }
 

@@ -14,6 +14,23 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/*
+ * 1 when this file is compiled with AddressSanitizer or ThreadSanitizer
+ * (the tests and the server share the build flags, so then the server is
+ * too).  GCC defines __SANITIZE_*__; clang (14, as Debian 12 ships it)
+ * defines neither and answers through __has_feature, which GCC 12 lacks.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TEST_SANITIZED 1
+#endif
+#endif
+#ifndef TEST_SANITIZED
+#define TEST_SANITIZED 0
+#endif
+
 /* Runs @s (taken over) with CK_ENV verbosity; returns a process exit code. */
 int run_suite(Suite *s);
 
