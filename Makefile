@@ -66,7 +66,7 @@ endif
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
-	src/stats.o src/netaddr.o
+	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -78,7 +78,8 @@ PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
 
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
-	src/echobench/histogram.o src/common/xalloc.o src/common/procstat.o
+	src/echobench/histogram.o src/common/xalloc.o src/common/procstat.o \
+	src/common/parse.o src/common/fdlimit.o
 
 # The work-queue library; see docs/workqueue.md.
 WQ_OBJS = src/workqueue/workqueue.o
@@ -89,7 +90,8 @@ LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
 EXAMPLES = src/workqueue/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
-	tests/check_workqueue tests/check_proto tests/check_protocols
+	tests/check_workqueue tests/check_common tests/check_proto \
+	tests/check_protocols
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -181,7 +183,10 @@ tests/%.o: tests/%.c BUILD-FLAGS | need-check
 tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
-		src/log.o src/common/xalloc.o src/netaddr.o src/conn.o $(PROTO_OBJS)
+		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
+		src/conn.o $(PROTO_OBJS)
+tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
+		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)

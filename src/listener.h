@@ -5,7 +5,7 @@
  * DESIGN
  * libevent's evconnlistener reports EMFILE to its error callback but stays
  * enabled, so level-triggered epoll would spin at 100% CPU while the
- * backlog is full (DESIGN.md, fact 5).  On EMFILE or ENFILE a listener
+ * backlog is full (docs/design.md, fact 5).  On EMFILE or ENFILE a listener
  * closes its reserve descriptor to accept and close the waiting clients,
  * so that they see a close rather than a hang, reopens the reserve, and
  * stops polling for a short back-off, after which it tries again by itself.

@@ -11,24 +11,19 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level max_level = LOG_INFO;
+static enum log_level max_level = LL_INFO;
 
 static const char *const level_names[] = {
-	[LOG_ERROR] = "error",
-	[LOG_WARN] = "warn",
-	[LOG_INFO] = "info",
-	[LOG_VERBOSE] = "verbose",
-	[LOG_DEBUG] = "debug",
+	[LL_ERROR] = "error",
+	[LL_WARN] = "warn",
+	[LL_INFO] = "info",
+	[LL_VERBOSE] = "verbose",
+	[LL_DEBUG] = "debug",
 };
 
 void log_set_level(enum log_level level)
 {
 	max_level = level;
-}
-
-enum log_level log_get_level(void)
-{
-	return max_level;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -62,17 +57,17 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 static void libevent_log(int severity, const char *msg)
 {
-	enum log_level level = LOG_DEBUG;
+	enum log_level level = LL_DEBUG;
 
 	switch (severity) {
 	case EVENT_LOG_ERR:
-		level = LOG_ERROR;
+		level = LL_ERROR;
 		break;
 	case EVENT_LOG_WARN:
-		level = LOG_WARN;
+		level = LL_WARN;
 		break;
 	case EVENT_LOG_MSG:
-		level = LOG_VERBOSE;
+		level = LL_VERBOSE;
 		break;
 	}
 	log_msg(level, "libevent: %s", msg);

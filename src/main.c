@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 	}
 	log_set_level(opts.log_level);
 	log_capture_libevent();
-	/* libevent writes with plain writev (DESIGN.md, fact 10). */
+	/* libevent writes with plain writev (docs/design.md, fact 10). */
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = server_init(&server, &opts);

@@ -7,13 +7,14 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "common/cpus.h"
+#include "common/parse.h"
 #include "proto/proto.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,27 +60,11 @@ static const struct option long_options[] = {
 };
 static const char short_options[] = ":p:l:t:b:c:vqhV";
 
-/*
- * The CPUs this process may run on: all online CPUs normally, fewer under
- * taskset or a container's cpuset, where more workers than CPUs would only
- * take turns on the same cores.
- */
-static int usable_cpus(void)
-{
-	cpu_set_t set;
-	long online;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set))
-		return CPU_COUNT(&set);
-	online = sysconf(_SC_NPROCESSORS_ONLN);
-	return online > 0 ? (int)online : 1;
-}
-
 void options_init(struct options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->port = 5555;
-	o->threads = usable_cpus();
+	o->threads = cpus_usable();
 	o->backlog = 1024;
 	o->grace = 5.0;
 	o->high_water = 1024 * 1024;
@@ -87,7 +72,7 @@ void options_init(struct options *o)
 	o->reject_message = "ERROR too many connections\r\n";
 	o->protocol = proto_handlers[0];
 	o->max_line = 8 * 1024;
-	o->log_level = LOG_INFO;
+	o->log_level = LL_INFO;
 }
 
 void options_usage(FILE *out)
@@ -189,28 +174,22 @@ static int parse_seconds(const char *s, double max, double *out)
 	return 0;
 }
 
-/* A byte count with an optional K, M or G suffix (powers of 1024). */
-static int parse_size(const char *s, size_t *out)
+/*
+ * A byte count with an optional K, M or G suffix (parse.h), from 1 to
+ * @max.  Zero is refused; so, for the water marks, is anything past
+ * 1 TiB, which is a slipped suffix rather than a plan.
+ */
+static int parse_bytes(const char *s, uint64_t max, size_t *out)
 {
-	unsigned long long v, mult = 1;
-	char *end;
+	uint64_t v;
 
-	if (*s == '-')
+	if (parse_size(s, 1, max, &v))
 		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': mult = 1ULL << 10; end++; break;
-	case 'm': case 'M': mult = 1ULL << 20; end++; break;
-	case 'g': case 'G': mult = 1ULL << 30; end++; break;
-	}
-	if (*end || v == 0 || v > (1ULL << 40) / mult)
-		return -1;
-	*out = (size_t)(v * mult);
+	*out = (size_t)v;
 	return 0;
 }
+
+#define WATER_MAX ((uint64_t)1 << 40)
 
 /* Splits "[PROTO@]ADDR[:PORT]" now that --protocol and --port are known. */
 static int resolve_listen(const struct options *o, struct options_listen *l,
@@ -298,11 +277,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 				goto bad_value;
 			break;
 		case OPT_HIGH_WATER:
-			if (parse_size(arg, &o->high_water))
+			if (parse_bytes(arg, WATER_MAX, &o->high_water))
 				goto bad_value;
 			break;
 		case OPT_LOW_WATER:
-			if (parse_size(arg, &o->low_water))
+			if (parse_bytes(arg, WATER_MAX, &o->low_water))
 				goto bad_value;
 			break;
 		case OPT_PORT_FILE:
@@ -328,16 +307,16 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			o->banner = *arg ? arg : NULL;
 			break;
 		case OPT_MAX_LINE:
-			if (parse_size(arg, &o->max_line) ||
-			    o->max_line > PROTO_MAX_LINE_LIMIT)
+			if (parse_bytes(arg, PROTO_MAX_LINE_LIMIT,
+			    &o->max_line))
 				goto bad_value;
 			break;
 		case 'v':
-			if (o->log_level < LOG_DEBUG)
+			if (o->log_level < LL_DEBUG)
 				o->log_level++;
 			break;
 		case 'q':
-			if (o->log_level > LOG_ERROR)
+			if (o->log_level > LL_ERROR)
 				o->log_level--;
 			break;
 		case 'h':

@@ -7,15 +7,16 @@
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
+#include "common/fdlimit.h"
 #include "common/xalloc.h"
 
 #include <errno.h>
 #include <event2/event.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,17 +31,12 @@
  * connection limit from it. */
 static long default_max_conns(int threads)
 {
-	struct rlimit rl;
-	long limit;
+	long limit = fdlimit_raise();
 
-	if (getrlimit(RLIMIT_NOFILE, &rl))
+	if (limit < 0)
 		return 1024;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl))
-			getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	limit = rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : (long)rl.rlim_cur;
+	if (limit == LONG_MAX)		/* unlimited: fs.nr_open's default */
+		limit = 1 << 20;
 	limit -= SERVER_FD_RESERVE(threads);
 	return limit > 1 ? limit : 1;
 }

@@ -1,41 +1,72 @@
 /*
- * Statistics summary lines; see stats.h for who writes what.
+ * Statistics summary lines; see stats.h for who writes what.  Everything
+ * here is generated from the field lists there, so a new counter is one
+ * line in stats.h and appears in the struct, the total and the log.
  */
 #include "stats.h"
 
 #include "log.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 
-#define WORKER_FMT "conns_open=%" PRIu64 " conns_total=%" PRIu64 \
-	" bytes_in=%" PRIu64 " bytes_out=%" PRIu64 " idle_timeouts=%" PRIu64 \
-	" write_timeouts=%" PRIu64 " errors=%" PRIu64 " dropped_bytes=%" PRIu64 " input_overflows=%" PRIu64
+/* Plain sums of the worker counters, read once each. */
+struct worker_totals {
+#define STATS_TOTAL(field, label) uint64_t field;
+	WORKER_STATS_FIELDS(STATS_TOTAL)
+#undef STATS_TOTAL
+};
+
+/* Appends " @label=@v" to @buf, which holds @n bytes of @len; a NULL
+ * @label appends nothing.  Returns the new length, at most @len - 1. */
+static size_t stats_append(char *buf, size_t len, size_t n,
+    const char *label, uint64_t v)
+{
+	int m;
+
+	if (!label || n + 1 >= len)
+		return n;
+	m = snprintf(buf + n, len - n, " %s=%" PRIu64, label, v);
+	if (m < 0)
+		return n;
+	return n + (size_t)m < len ? n + (size_t)m : len - 1;
+}
+
+static size_t stats_format_worker(char *buf, size_t len, size_t n,
+    const struct worker_totals *t)
+{
+	n = stats_append(buf, len, n, "conns_open",
+	    t->conns_opened - t->conns_closed);
+#define STATS_FORMAT(field, label) \
+	n = stats_append(buf, len, n, label, t->field);
+	WORKER_STATS_FIELDS(STATS_FORMAT)
+#undef STATS_FORMAT
+	return n;
+}
 
 void stats_log(const char *when, struct worker_stats *const *workers,
     int n_workers, struct listener_stats *l)
 {
-	uint64_t t[9] = { 0 };
+	struct worker_totals total = { 0 };
+	char line[768];
+	size_t n;
 
 	for (int i = 0; i < n_workers; i++) {
 		struct worker_stats *w = workers[i];
-		uint64_t v[9] = {
-			stat_get(&w->conns_opened) - stat_get(&w->conns_closed),
-			stat_get(&w->conns_opened), stat_get(&w->bytes_in),
-			stat_get(&w->bytes_out), stat_get(&w->idle_timeouts),
-			stat_get(&w->write_timeouts), stat_get(&w->errors),
-			stat_get(&w->dropped_bytes),
-			stat_get(&w->input_overflows),
-		};
+		struct worker_totals one;
 
-		for (int k = 0; k < 9; k++)
-			t[k] += v[k];
-		log_info("stats %s: worker %d " WORKER_FMT, when, i, v[0],
-		    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+#define STATS_SUM(field, label) \
+		one.field = stat_get(&w->field); \
+		total.field += one.field;
+		WORKER_STATS_FIELDS(STATS_SUM)
+#undef STATS_SUM
+		stats_format_worker(line, sizeof(line), 0, &one);
+		log_info("stats %s: worker %d%s", when, i, line);
 	}
-	log_info("stats %s: total " WORKER_FMT " accepted=%" PRIu64
-	    " rejected=%" PRIu64 " accept_errors=%" PRIu64 " shed=%" PRIu64
-	    " dispatch_errors=%" PRIu64, when, t[0], t[1], t[2], t[3], t[4],
-	    t[5], t[6], t[7], t[8], stat_get(&l->accepted), stat_get(&l->rejected),
-	    stat_get(&l->accept_errors), stat_get(&l->shed),
-	    stat_get(&l->dispatch_errors));
+	n = stats_format_worker(line, sizeof(line), 0, &total);
+#define STATS_FORMAT(field, label) \
+	n = stats_append(line, sizeof(line), n, label, stat_get(&l->field));
+	LISTENER_STATS_FIELDS(STATS_FORMAT)
+#undef STATS_FORMAT
+	log_info("stats %s: total%s", when, line);
 }

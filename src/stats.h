@@ -26,28 +26,50 @@ static inline uint64_t stat_get(stat_t *s)
 	return atomic_load_explicit(s, memory_order_relaxed);
 }
 
+/*
+ * Each counter is listed once, as X(field, label), and the lists generate
+ * the structs, the summing over workers and the log lines (memcached's
+ * THREAD_STATS_FIELDS).  The label is the name in the log line, which
+ * tests and scripts parse; NULL keeps a counter out of it.  The worker
+ * line starts with conns_open, which is derived (opened - closed) rather
+ * than counted, so that opening and closing each bump one counter.
+ */
+
 /* Owned by one worker. */
-struct worker_stats {
-	stat_t conns_opened;	/* connections served, in total */
-	stat_t conns_closed;	/* of those, closed; open = opened - closed */
-	stat_t bytes_in;
-	stat_t bytes_out;
-	stat_t idle_timeouts;
-	stat_t write_timeouts;	/* write stalls, including flush fallbacks */
-	stat_t errors;		/* I/O errors and failed set-ups */
-	stat_t dropped_bytes;	/* pending output lost at close */
-	stat_t input_overflows;	/* closed: unconsumed input over the
-				 * handler's cap */
-};
+#define WORKER_STATS_FIELDS(X)						\
+	X(conns_opened, "conns_total")	/* connections served */	\
+	X(conns_closed, NULL)		/* of those, closed */		\
+	X(bytes_in, "bytes_in")						\
+	X(bytes_out, "bytes_out")					\
+	X(idle_timeouts, "idle_timeouts")				\
+	/* write stalls, including flush fallbacks */			\
+	X(write_timeouts, "write_timeouts")				\
+	/* I/O errors and failed set-ups */				\
+	X(errors, "errors")						\
+	/* pending output lost at close */				\
+	X(dropped_bytes, "dropped_bytes")				\
+	/* closed: unconsumed input over the handler's cap */		\
+	X(input_overflows, "input_overflows")
 
 /* Owned by the main thread. */
-struct listener_stats {
-	stat_t accepted;
-	stat_t rejected;	/* over --max-conns */
-	stat_t accept_errors;	/* EMFILE and friends */
-	stat_t shed;		/* accepted and closed at fd exhaustion */
-	stat_t dispatch_errors;	/* hand-off to a worker failed */
+#define LISTENER_STATS_FIELDS(X)					\
+	X(accepted, "accepted")						\
+	X(rejected, "rejected")		/* over --max-conns */		\
+	X(accept_errors, "accept_errors") /* EMFILE and friends */	\
+	X(shed, "shed")		/* accepted and closed at fd exhaustion */ \
+	X(dispatch_errors, "dispatch_errors") /* hand-off failed */
+
+#define STATS_DECLARE(field, label) stat_t field;
+
+struct worker_stats {
+	WORKER_STATS_FIELDS(STATS_DECLARE)
 };
+
+struct listener_stats {
+	LISTENER_STATS_FIELDS(STATS_DECLARE)
+};
+
+#undef STATS_DECLARE
 
 /* Logs one line per worker and a total, at info level.  Arrays borrowed. */
 void stats_log(const char *when, struct worker_stats *const *workers,

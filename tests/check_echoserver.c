@@ -207,10 +207,7 @@ START_TEST(test_listens_on_ipv4_and_ipv6_and_prints_both)
 	char *log, *p, buf[4];
 	int fd, port6;
 
-	fd = socket(AF_INET6, SOCK_STREAM, 0);
-	if (fd < 0)
-		return;		/* no IPv6 in this kernel: nothing to test */
-	close(fd);
+	/* Added only where [::1] works (echoserver_suite). */
 	test_server_start(&server, args);
 	log = test_server_log(&server);
 	/* The start-up line lists every bound address, ports included. */
@@ -439,7 +436,8 @@ static Suite *echoserver_suite(void)
 	tcase_add_checked_fixture(tc, NULL, stop_server_at_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_echo_lines_as_telnet_sends_them);
-	tcase_add_test(tc, test_listens_on_ipv4_and_ipv6_and_prints_both);
+	test_add_or_skip(tc, test_listens_on_ipv4_and_ipv6_and_prints_both,
+	    test_no_ipv6_loopback());
 	tcase_add_test(tc, test_echo_200_clients_random_chunks_every_byte_checked);
 	tcase_add_test(tc, test_echo_64mib_then_half_close_returns_everything);
 	suite_add_tcase(s, tc);

@@ -43,7 +43,7 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert(o.idle_timeout == 0);
 	ck_assert_uint_eq(o.high_water, 1024 * 1024);
 	ck_assert_uint_eq(o.low_water, 256 * 1024);
-	ck_assert_int_eq(o.log_level, LOG_INFO);
+	ck_assert_int_eq(o.log_level, LL_INFO);
 	ck_assert_str_eq(o.protocol->name, "echo");
 	ck_assert_ptr_null(o.banner);
 	ck_assert_uint_eq(o.max_line, 8192);
@@ -150,7 +150,7 @@ START_TEST(test_options_accepts_every_option)
 	ck_assert(o.grace == 0.5);
 	ck_assert_str_eq(o.port_file, "/tmp/x");
 	ck_assert_str_eq(o.reject_message, "");
-	ck_assert_int_eq(o.log_level, LOG_VERBOSE);
+	ck_assert_int_eq(o.log_level, LL_VERBOSE);
 }
 END_TEST
 

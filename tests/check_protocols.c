@@ -259,11 +259,6 @@ START_TEST(test_nc_gets_its_lines_back_and_quit_ends_it)
 	FILE *p;
 	int status;
 
-	if (system("command -v nc >/dev/null 2>&1") != 0) {
-		printf("skip: %s: nc is not installed (apt-get install "
-		    "netcat-openbsd)\n", __func__);
-		return;
-	}
 	test_server_start(&server, args);
 	snprintf(cmd, sizeof(cmd), "printf 'hello\\r\\nworld\\nquit\\n' | "
 	    "timeout 20 nc 127.0.0.1 %d", server.port);
@@ -296,7 +291,9 @@ static Suite *protocols_suite(void)
 	tcase_add_test(tc, test_line_banner_is_sent_on_connect);
 	tcase_add_test(tc,
 	    test_line_half_close_returns_the_unfinished_last_line);
-	tcase_add_test(tc, test_nc_gets_its_lines_back_and_quit_ends_it);
+	test_add_or_skip(tc, test_nc_gets_its_lines_back_and_quit_ends_it,
+	    system("command -v nc >/dev/null 2>&1") == 0 ? NULL :
+	    "nc is not installed (apt-get install netcat-openbsd)");
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reverse");

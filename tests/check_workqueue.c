@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -850,14 +851,30 @@ START_TEST(test_workqueue_threads_carry_the_name_prefix)
 }
 END_TEST
 
-START_TEST(test_workqueue_zero_threads_means_one_per_online_cpu)
+START_TEST(test_workqueue_zero_threads_means_one_per_usable_cpu)
 {
 	struct workqueue *wq = NULL;
+	cpu_set_t all, one;
+	int cpu;
 
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(all), &all), 0);
 	ck_assert_int_eq(workqueue_new(&wq, NULL), 0);
 	ck_assert_uint_eq(pool_stats(wq).threads,
-	    (unsigned int)sysconf(_SC_NPROCESSORS_ONLN));
+	    (unsigned int)CPU_COUNT(&all));
 	ck_assert_int_eq(workqueue_free(wq), 0);
+
+	/* Under taskset or a cpuset: the mask, not the online CPUs.  Keep
+	 * one CPU of the mask we were given, which need not hold CPU 0. */
+	CPU_ZERO(&one);
+	for (cpu = 0; !CPU_ISSET(cpu, &all); cpu++)
+		;
+	CPU_SET(cpu, &one);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+	ck_assert_int_eq(workqueue_new(&wq, NULL), 0);
+	ck_assert_uint_eq(pool_stats(wq).threads, 1);
+	ck_assert_int_eq(workqueue_free(wq), 0);
+	/* Restored, for CK_FORK=no runs. */
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(all), &all), 0);
 }
 END_TEST
 
@@ -1216,7 +1233,7 @@ Suite *workqueue_suite(void)
 	add(s, "threads", 10, test_workqueue_shutdown_joins_every_thread);
 	add(s, "threads", 10, test_workqueue_threads_carry_the_name_prefix);
 	add(s, "threads", 10,
-	    test_workqueue_zero_threads_means_one_per_online_cpu);
+	    test_workqueue_zero_threads_means_one_per_usable_cpu);
 	add(s, "create_free_cycles", 60,
 	    test_workqueue_survives_10k_create_free_cycles_without_jobs);
 	add(s, "create_free_cycles", 60,
@@ -1235,20 +1252,11 @@ Suite *workqueue_suite(void)
 	return s;
 }
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-
 int main(void)
 {
-#ifdef SANITIZED
 	/* Sanitizers slow threads down tenfold: shrink the big loops unless
 	 * the caller chose a scale. */
-	setenv("TEST_SCALE", "0.2", 0);
-#endif
+	if (TEST_SANITIZED)
+		setenv("TEST_SCALE", "0.2", 0);
 	return run_suite(workqueue_suite());
 }

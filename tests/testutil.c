@@ -37,6 +37,36 @@ int run_suite(Suite *s)
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+void test_skip(const char *name, const char *why)
+{
+	printf("skip: %s: %s\n", name, why);
+	/* Before Check's own output, which may come from a forked child. */
+	fflush(stdout);
+}
+
+const char *test_no_ipv6_loopback(void)
+{
+	static char why[128];
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		snprintf(why, sizeof(why), "no IPv6 in this kernel: %s",
+		    strerror(errno));
+		return why;
+	}
+	/* IPv6 can be compiled in but disabled, which leaves no ::1. */
+	sin6.sin6_addr = in6addr_loopback;
+	if (bind(fd, (struct sockaddr *)&sin6, sizeof(sin6))) {
+		snprintf(why, sizeof(why), "no IPv6 loopback here: "
+		    "cannot bind [::1]: %s", strerror(errno));
+		close(fd);
+		return why;
+	}
+	close(fd);
+	return NULL;
+}
+
 uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -82,10 +112,6 @@ int test_connect(int port)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
-
-#ifndef IP_BIND_ADDRESS_NO_PORT
-#define IP_BIND_ADDRESS_NO_PORT 24	/* linux/in.h; glibc lacks it */
-#endif
 
 int test_connect_from(int port, int src)
 {
@@ -190,9 +216,8 @@ int rss_is_meaningful(void)
 {
 	const char *w = getenv("TEST_WRAPPER");
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-	return 0;
-#endif
+	if (TEST_SANITIZED)
+		return 0;
 	return !(w && *w);
 }
 

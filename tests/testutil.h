@@ -14,8 +14,48 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/*
+ * 1 when this file is compiled with AddressSanitizer or ThreadSanitizer
+ * (the tests and the server share the build flags, so then the server is
+ * too).  GCC defines __SANITIZE_*__; clang (14, as Debian 12 ships it)
+ * defines neither and answers through __has_feature, which GCC 12 lacks.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TEST_SANITIZED 1
+#endif
+#endif
+#ifndef TEST_SANITIZED
+#define TEST_SANITIZED 0
+#endif
+
 /* Runs @s (taken over) with CK_ENV verbosity; returns a process exit code. */
 int run_suite(Suite *s);
+
+/*
+ * Check has no "skipped" verdict, so a test that cannot run here is left
+ * out of its suite and reported instead of passing without testing
+ * anything (libuv's RETURN_SKIP).  test_skip() prints the one wording every
+ * suite uses, "skip: @name: @why", on stdout; both strings are borrowed.
+ */
+void test_skip(const char *name, const char *why);
+
+/* Adds the test @tf to @tc, or, when @why is not NULL, skips it for that
+ * reason.  Decide @why at suite construction, e.g. test_no_ipv6_loopback(). */
+#define test_add_or_skip(tc, tf, why) do {				\
+		const char *why_ = (why);				\
+									\
+		if (why_)						\
+			test_skip(#tf, why_);				\
+		else							\
+			tcase_add_test(tc, tf);				\
+	} while (0)
+
+/* NULL if a TCP socket can bind [::1]; otherwise why not, in a static
+ * string. */
+const char *test_no_ipv6_loopback(void);
 
 /* Monotonic milliseconds. */
 uint64_t now_ms(void);

@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 static void oom(size_t size)
@@ -36,11 +35,4 @@ void *xcalloc(size_t n, size_t size)
 	if (!p)
 		oom(n * size);
 	return p;
-}
-
-char *xstrdup(const char *s)
-{
-	size_t len = strlen(s) + 1;
-
-	return memcpy(xmalloc(len), s, len);
 }

@@ -9,9 +9,8 @@
 
 #include <stddef.h>
 
-/* Like malloc/calloc/strdup, but never return NULL; caller frees. */
+/* Like malloc/calloc, but never return NULL; caller frees. */
 void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
-char *xstrdup(const char *s);
 
 #endif

@@ -9,6 +9,8 @@
  */
 #include "histogram.h"
 #include "loadgen.h"
+#include "common/fdlimit.h"
+#include "common/parse.h"
 #include "common/procstat.h"
 #include "common/xalloc.h"
 
@@ -23,10 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
-
-#define EXIT_USAGE 64
 
 struct bench_options {
 	enum loadgen_mode mode;
@@ -77,7 +78,7 @@ static void usage(FILE *f)
 "  -a, --addr ADDR       server IPv4 address (default 127.0.0.1)\n"
 "  -p, --port PORT       server port (default 5555)\n"
 "  -c, --conns N         connections (default 100; churn: 8 at a time)\n"
-"  -s, --size BYTES      message size, k/m suffixes (default 64;\n"
+"  -s, --size BYTES      message size, k/m/g suffixes (default 64;\n"
 "                        bulk 64k)\n"
 "  -D, --depth N         messages in flight per connection (default 1;\n"
 "                        bulk 4)\n"
@@ -103,16 +104,24 @@ static void bad_value(const char *opt, const char *val, const char *why)
 {
 	fprintf(stderr, "echobench: invalid value '%s' for '%s': %s\n", val,
 	    opt, why);
-	exit(EXIT_USAGE);
+	exit(EX_USAGE);
 }
 
-/* An unsigned integer in [@min, @max], with an optional k/m suffix. */
+static void bad_range(const char *opt, const char *val,
+    unsigned long long min, unsigned long long max)
+{
+	char why[96];
+
+	snprintf(why, sizeof(why), "must be from %llu to %llu", min, max);
+	bad_value(opt, val, why);
+}
+
+/* An unsigned integer in [@min, @max]; @max must fit an unsigned. */
 static unsigned parse_unsigned(const char *opt, const char *val,
-    unsigned long long min, unsigned long long max, int suffixes)
+    unsigned long long min, unsigned long long max)
 {
 	char *end;
-	unsigned long long v, unit = 1;
-	char why[96];
+	unsigned long long v;
 
 	errno = 0;
 	end = (char *)val;
@@ -120,20 +129,25 @@ static unsigned parse_unsigned(const char *opt, const char *val,
 	/* strtoull would take "-1" as a huge number. */
 	if (*val != '-')
 		v = strtoull(val, &end, 10);
-	if (end == val || errno)
+	if (end == val || *end != '\0' || errno)
 		bad_value(opt, val, "not a number");
-	if (suffixes && (*end == 'k' || *end == 'K'))
-		unit = 1024, end++;
-	else if (suffixes && (*end == 'm' || *end == 'M'))
-		unit = 1024 * 1024, end++;
-	if (*end != '\0')
+	if (v < min || v > max)
+		bad_range(opt, val, min, max);
+	return (unsigned)v;
+}
+
+/* A byte count in [@min, @max], with an optional k, m or g suffix
+ * (parse.h); @max must fit an unsigned. */
+static unsigned parse_bytes(const char *opt, const char *val,
+    unsigned long long min, unsigned long long max)
+{
+	uint64_t v;
+	int rc = parse_size(val, min, max, &v);
+
+	if (rc == -EINVAL)
 		bad_value(opt, val, "not a number");
-	v = v > max / unit ? max + 1 : v * unit;
-	if (v < min || v > max) {
-		snprintf(why, sizeof(why), "must be from %llu to %llu", min,
-		    max);
-		bad_value(opt, val, why);
-	}
+	if (rc)
+		bad_range(opt, val, min, max);
 	return (unsigned)v;
 }
 
@@ -210,22 +224,21 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 			o->addr = optarg;
 			break;
 		case 'p':
-			o->port = parse_unsigned("--port", optarg, 1, 65535,
-			    0);
+			o->port = parse_unsigned("--port", optarg, 1,
+			    65535);
 			break;
 		case 'c':
 			o->conns = parse_unsigned("--conns", optarg, 1,
-			    1000000, 0);
+			    1000000);
 			conns_set = 1;
 			break;
 		case 's':
-			o->size = parse_unsigned("--size", optarg, 1,
-			    16 << 20, 1);
+			o->size = parse_bytes("--size", optarg, 1, 16 << 20);
 			size_set = 1;
 			break;
 		case 'D':
-			o->depth = parse_unsigned("--depth", optarg, 1, 65536,
-			    0);
+			o->depth = parse_unsigned("--depth", optarg, 1,
+			    65536);
 			depth_set = 1;
 			break;
 		case 'd':
@@ -237,7 +250,7 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 			break;
 		case 't':
 			o->threads = parse_unsigned("--threads", optarg, 1,
-			    64, 0);
+			    64);
 			break;
 		case OPT_OPEN_TIMEOUT:
 			o->open_timeout = parse_seconds("--open-timeout",
@@ -245,11 +258,11 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 			break;
 		case OPT_SOURCES:
 			o->sources = parse_unsigned("--sources", optarg, 1,
-			    254, 0);
+			    254);
 			break;
 		case OPT_PID:
 			o->pid = (long)parse_unsigned("--pid", optarg, 1,
-			    INT_MAX, 0);
+			    INT_MAX);
 			break;
 		case OPT_JSON:
 			o->json = 1;
@@ -265,13 +278,13 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 			exit(0);
 		default:
 			usage(stderr);
-			exit(EXIT_USAGE);
+			exit(EX_USAGE);
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "echobench: unexpected argument '%s'\n",
 		    argv[optind]);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 	if (o->mode == LOADGEN_BULK) {
 		if (!size_set)
@@ -284,13 +297,13 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 	if ((unsigned long long)o->size * o->depth > 256ull << 20) {
 		fprintf(stderr, "echobench: '--size' %u times '--depth' %u is "
 		    "over 256 MiB per connection\n", o->size, o->depth);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 	inet_pton(AF_INET, o->addr, &ia);
 	if (o->sources && ntohl(ia.s_addr) >> 24 != 127) {
 		fprintf(stderr, "echobench: '--sources' needs a 127.x.x.x "
 		    "target, not '%s'\n", o->addr);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 	if (o->open_timeout < 0)
 		o->open_timeout = 30 + o->conns / 500.0;
@@ -304,20 +317,14 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
  */
 static void fit_fd_limit(unsigned conns, unsigned threads)
 {
-	struct rlimit rl;
-	unsigned long long need = (unsigned long long)conns + threads + 16;
+	long limit = fdlimit_raise();
+	long long need = (long long)conns + threads + 16;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+	if (limit >= 0 && need > limit) {
 		fprintf(stderr, "echobench: invalid value '%u' for '--conns': "
-		    "needs %llu fds, but the limit is %llu\n", conns, need,
-		    (unsigned long long)rl.rlim_cur);
-		exit(EXIT_USAGE);
+		    "needs %lld fds, but the limit is %ld\n", conns, need,
+		    limit);
+		exit(EX_USAGE);
 	}
 }
 
@@ -520,7 +527,7 @@ int main(int argc, char **argv)
 	if (o.pid > 0 && procstat_rss_kib((pid_t)o.pid) < 0) {
 		fprintf(stderr, "echobench: invalid value '%ld' for '--pid': "
 		    "no such process\n", o.pid);
-		exit(EXIT_USAGE);
+		exit(EX_USAGE);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);

@@ -71,6 +71,8 @@
  */
 #include "workqueue.h"
 
+#include "common/cpus.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -782,10 +784,10 @@ static int wq_apply_options(struct workqueue *wq,
 				   share a sequence number */
 
 	if (threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		int n = cpus_usable();
 
-		threads = n < 1 ? 1 : n > WORKQUEUE_MAX_THREADS ?
-			WORKQUEUE_MAX_THREADS : (unsigned int)n;
+		threads = n > WORKQUEUE_MAX_THREADS ? WORKQUEUE_MAX_THREADS :
+			(unsigned int)n;
 	}
 	if (threads > WORKQUEUE_MAX_THREADS)
 		return -EINVAL;

@@ -41,7 +41,9 @@ typedef void workqueue_fn(void *arg);
  * need, so that fields added later keep their defaults.
  */
 struct workqueue_options {
-	unsigned int threads;	/* 0: one per online CPU */
+	/* 0: one per CPU in the caller's affinity mask (sched_getaffinity),
+	 * which is every online CPU unless taskset or a cpuset says less. */
+	unsigned int threads;
 	size_t capacity;	/* queued jobs before submits block; 0: 1024 */
 	/* Thread-name prefix ("name-0", ...), cut to fit 15 bytes; NULL:
 	 * "wq".  Borrowed: copied during workqueue_new(). */
