@@ -77,6 +77,11 @@ const struct proto_config *conn_config(const struct conn *c)
 	return c->env->proto_cfg;
 }
 
+void conn_count_requests(struct conn *c, uint64_t n)
+{
+	stat_add(&c->env->stats.requests, n);
+}
+
 static size_t conn_output_len(const struct conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev));

@@ -49,7 +49,9 @@ static inline uint64_t stat_get(stat_t *s)
 	/* pending output lost at close */				\
 	X(dropped_bytes, "dropped_bytes")				\
 	/* closed: unconsumed input over the handler's cap */		\
-	X(input_overflows, "input_overflows")
+	X(input_overflows, "input_overflows")				\
+	/* commands served, as the handlers count them */		\
+	X(requests, "requests")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\

@@ -23,7 +23,8 @@ extern const struct proto_ops proto_counter;
 
 #define TOO_LONG LINES_TOO_LONG
 
-static const struct proto_config default_config = { NULL, 8192 };
+static const struct proto_config default_config = { .banner = NULL,
+	    .max_line = 8192 };
 
 /* The registered handler @name; fails the test if there is none. */
 static const struct proto_ops *handler(const char *name)
@@ -199,7 +200,8 @@ START_TEST(test_reverse_lines_longer_than_its_scratch_buffer)
 	const size_t lens[] = { S - 2, S - 1, S, S + 1, 2 * S - 1, 2 * S,
 	    3 * S + 7 };
 	static const char *const endings[] = { "\n", "\r\n", "" };
-	struct proto_config cfg = { NULL, 4 * S };
+	struct proto_config cfg = { .banner = NULL,
+	    .max_line = 4 * S };
 	uint64_t seed = 7;
 	size_t i, e;
 
@@ -280,7 +282,8 @@ END_TEST
 
 /* --- max_line ------------------------------------------------------------ */
 
-static const struct proto_config max8 = { NULL, 8 };
+static const struct proto_config max8 = { .banner = NULL,
+	    .max_line = 8 };
 
 START_TEST(test_max_line_accepts_a_complete_line_of_exactly_max_line)
 {
@@ -351,7 +354,8 @@ END_TEST
 
 START_TEST(test_max_line_zero_takes_only_empty_lines)
 {
-	static const struct proto_config max0 = { NULL, 0 };
+	static const struct proto_config max0 = { .banner = NULL,
+	    .max_line = 0 };
 
 	expect("line", &max0, "\n\r\n\n", "\n\r\n\n", HARNESS_EOF);
 	expect("line", &max0, "\n\r\na", "\n\r\n" TOO_LONG,
@@ -363,7 +367,8 @@ END_TEST
 
 START_TEST(test_banner_is_sent_on_open_with_crlf)
 {
-	static const struct proto_config cfg = { "hello there", 8192 };
+	static const struct proto_config cfg = { .banner = "hello there",
+	    .max_line = 8192 };
 	struct conn c;
 
 	ck_assert_int_eq(harness_open(&c, handler("line"), &cfg), 0);
@@ -451,7 +456,8 @@ static void check_split(struct conn *c, const struct split_case *k,
 START_TEST(test_split_one_read_gives_the_known_replies)
 {
 	const struct split_case *k = &split_cases[_i];
-	struct proto_config cfg = { k->banner, k->max_line };
+	struct proto_config cfg = { .banner = k->banner,
+	    .max_line = k->max_line };
 	struct conn c;
 
 	harness_run_chunked(&c, split_handler(k), &cfg, k->in, strlen(k->in),
@@ -464,7 +470,8 @@ END_TEST
 START_TEST(test_split_at_every_offset_gives_the_same_replies)
 {
 	const struct split_case *k = &split_cases[_i];
-	struct proto_config cfg = { k->banner, k->max_line };
+	struct proto_config cfg = { .banner = k->banner,
+	    .max_line = k->max_line };
 	size_t len = strlen(k->in), at;
 
 	for (at = 0; at <= len; at++) {
@@ -480,7 +487,8 @@ END_TEST
 START_TEST(test_split_byte_at_a_time_gives_the_same_replies)
 {
 	const struct split_case *k = &split_cases[_i];
-	struct proto_config cfg = { k->banner, k->max_line };
+	struct proto_config cfg = { .banner = k->banner,
+	    .max_line = k->max_line };
 	struct conn c;
 
 	harness_run_chunked(&c, split_handler(k), &cfg, k->in, strlen(k->in),
@@ -548,7 +556,8 @@ END_TEST
 /* The snippet of docs/protocols.md, "Testing a handler", as it is there. */
 START_TEST(test_counter_docs_snippet_holds)
 {
-	struct proto_config cfg = { NULL, 8192 };	/* banner, max_line */
+	struct proto_config cfg = { .banner = NULL,
+	    .max_line = 8192 };
 	size_t cuts[] = { 3, 7 };		/* reads [0,3) [3,7) [7,len) */
 	struct conn c;
 

@@ -73,6 +73,11 @@ const struct proto_config *conn_config(const struct conn *c)
 	return &c->config;
 }
 
+void conn_count_requests(struct conn *c, uint64_t n)
+{
+	c->requests += n;
+}
+
 /* Brackets one handler call: conn_reply() is allowed, and may point
  * into @in (NULL for open()). */
 static void harness_call_begin(struct conn *c, const char *in, size_t len)

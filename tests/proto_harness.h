@@ -25,6 +25,7 @@
 #include "proto/proto.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* How a harness connection ended, if it did. */
 enum harness_end {
@@ -46,6 +47,7 @@ struct conn {
 	char *out;			/* every reply, in order */
 	size_t out_len, out_cap;
 	size_t replies;			/* conn_reply() calls */
+	uint64_t requests;		/* conn_count_requests() total */
 	size_t zero_copy;		/* of which lay inside data()'s @in */
 	size_t segments;		/* spans to write if contiguous
 					 * zero-copy replies of one call are

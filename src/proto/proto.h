@@ -40,24 +40,50 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <stdint.h>
+
 struct conn;
+struct store;
 
 /* Returned by open() or data() to close the connection. */
 #define PROTO_CLOSE (-1)
 
-/* The operator's settings for the handlers: one per server, read-only
- * while it runs. */
+/* Server-wide figures, summed over the workers, for a handler that
+ * reports them (resp's INFO). */
+struct proto_stats {
+	uint64_t conns_open;
+	uint64_t conns_total;	/* served since start */
+	uint64_t requests;	/* counted with conn_count_requests() */
+	uint64_t bytes_in, bytes_out;
+	double uptime;		/* seconds */
+	int workers;
+	int port;		/* the first listener's */
+};
+
+/* What the server gives the handlers: the operator's settings and the
+ * shared state.  One per server, read-only while it runs. */
 struct proto_config {
 	const char *banner;	/* line that greeting handlers send on
 				 * connect, without its ending; NULL: none */
 	size_t max_line;	/* longest line the line handlers take,
 				 * without its ending; at most
 				 * PROTO_MAX_LINE_LIMIT */
+	size_t max_bulk;	/* longest bulk string resp takes; at most
+				 * PROTO_MAX_BULK_LIMIT */
+	struct store *store;	/* the key space resp serves; shared by
+				 * every worker, thread-safe (store.h) */
+
+	/* Fills @out; callable from any worker thread.  NULL where there
+	 * is no server (the unit tests). */
+	void (*stats)(const struct proto_config *cfg, struct proto_stats *out);
 };
 
 /* The largest --max-line, so that a line handler's max_pending, which
  * must hold a whole line, can be a constant. */
 #define PROTO_MAX_LINE_LIMIT ((size_t)64 << 20)
+
+/* The largest and the default --max-bulk: redis's proto-max-bulk-len. */
+#define PROTO_MAX_BULK_LIMIT ((size_t)512 << 20)
 
 struct proto_ops {
 	const char *name;	/* for --listen NAME@ADDR and --protocol */
@@ -108,6 +134,10 @@ void conn_reply(struct conn *c, const void *buf, size_t len);
 
 /* The handler settings @c was opened with; borrowed, as long as @c. */
 const struct proto_config *conn_config(const struct conn *c);
+
+/* Adds @n to the requests the server has served (proto_stats.requests);
+ * one call per data() keeps it cheap. */
+void conn_count_requests(struct conn *c, uint64_t n);
 
 /* The built-in handlers, NULL-terminated, in --protocols order. */
 extern const struct proto_ops *const proto_handlers[];
