@@ -18,7 +18,7 @@
  * Growth.  A stripe starts with INITIAL_BUCKETS buckets.  When an insert
  * takes its entries past one per bucket, a table twice the size is
  * allocated beside the old one; new keys go into the new table, lookups
- * look in both, and every call that locks the stripe (sweeps included)
+ * look in both, and every key operation or sweep that locks the stripe
  * first moves GROW_STEP buckets of the old table across.  Moving the S
  * old buckets thus takes S / GROW_STEP calls, during which at most
  * S / GROW_STEP keys arrive, so the new table of 2S buckets is at most
