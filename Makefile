@@ -72,6 +72,8 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 # no libevent type, so the unit tests link them with a fake connection.
 PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
 	src/proto/line.o src/proto/reverse.o
+# The key-value store the resp handler serves (src/store.h).
+STORE_OBJS = src/store.o
 # The worked example of docs/protocols.md: built, and tested through the
 # harness, but not registered.
 PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
@@ -91,7 +93,7 @@ EXAMPLES = src/workqueue/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
-	tests/check_protocols
+	tests/check_protocols tests/check_store
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -101,13 +103,13 @@ BENCH_PEERS = bench/peer_bufferevent bench/peer_seed \
 	bench/peer_epoll
 
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
-	$(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
+	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
 	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
 
-echoserver: $(SERVER_OBJS) $(PROTO_OBJS)
+echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
 
 echobench: $(ECHOBENCH_OBJS)
@@ -190,6 +192,7 @@ tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
+tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
 		src/echobench/histogram.o

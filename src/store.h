@@ -35,7 +35,8 @@ struct store;
 
 struct store_options {
 	size_t max_memory;	/* bytes accounted; 0: no limit */
-	unsigned stripes;	/* a power of two; 0: the default (64) */
+	unsigned stripes;	/* a power of two (others round up, to
+				 * at most 65536); 0: the default (64) */
 };
 
 enum store_result {
@@ -69,14 +70,17 @@ void store_free(struct store *s);
 typedef void store_value_fn(void *arg, const char *value, size_t len);
 
 /* If @key (@klen bytes, borrowed) is present, calls @fn(@arg, ...) with
- * its value and returns STORE_OK; otherwise STORE_MISSING. */
+ * its value (unless @fn is NULL) and returns STORE_OK; otherwise
+ * STORE_MISSING. */
 enum store_result store_get(struct store *s, const char *key, size_t klen,
     store_value_fn *fn, void *arg);
 
 /*
  * Sets @key to @value (both borrowed, copied), subject to @flags.
  * @expire_ms is an absolute store_now_ms() time, or 0 for none; setting a
- * key always replaces its old expiry.  Returns STORE_OK, STORE_EXISTS or
+ * key always replaces its old expiry.  A time already past stores a key
+ * that reads as missing and is removed when next touched or swept (it is
+ * counted until then).  Returns STORE_OK, STORE_EXISTS or
  * STORE_MISSING (NX or XX unmet), or STORE_OOM.
  */
 enum store_result store_set(struct store *s, const char *key, size_t klen,
@@ -106,8 +110,12 @@ size_t store_memory(struct store *s);
 /* Removes every key. */
 void store_flush(struct store *s);
 
-/* Removes up to @budget expired keys, resuming where the last call
- * stopped; returns how many it removed. */
+/*
+ * Removes up to @budget expired keys, resuming where the last call
+ * stopped; returns how many it removed.  It looks at no more than 16
+ * bucket positions per unit of @budget, and at most one pass over the
+ * store, so that on a store of live keys a call stays cheap.
+ */
 size_t store_sweep(struct store *s, size_t budget);
 
 #endif
