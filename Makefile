@@ -214,7 +214,8 @@ $(filter-out tests/check_workqueue tests/check_proto,$(TESTS)) $(STRESS_TESTS):
 # The server's own objects with chosen calls made to fail (tests/faults.c).
 FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 	-Wl,--wrap=conn_queue_item_new -Wl,--wrap=write
-tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) tests/faults.o
+tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
+		tests/faults.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
 		$(LIBEVENT_LIBS)
 

@@ -33,6 +33,8 @@ enum {
 	OPT_PROTOCOLS,
 	OPT_BANNER,
 	OPT_MAX_LINE,
+	OPT_MAX_BULK,
+	OPT_MAX_MEMORY,
 };
 
 static const struct option long_options[] = {
@@ -52,6 +54,8 @@ static const struct option long_options[] = {
 	{ "protocols", no_argument, NULL, OPT_PROTOCOLS },
 	{ "banner", required_argument, NULL, OPT_BANNER },
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
+	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -72,6 +76,7 @@ void options_init(struct options *o)
 	o->reject_message = "ERROR too many connections\r\n";
 	o->protocol = proto_handlers[0];
 	o->max_line = 8 * 1024;
+	o->max_bulk = PROTO_MAX_BULK_LIMIT;
 	o->log_level = LL_INFO;
 }
 
@@ -95,6 +100,10 @@ void options_usage(FILE *out)
 "      --banner TEXT       line the line and reverse handlers send on\n"
 "                          connect (default: none)\n"
 "      --max-line BYTES    longest line they take (default 8K; K, M)\n"
+"      --max-bulk BYTES    longest bulk string resp takes (default and\n"
+"                          most 512M)\n"
+"      --max-memory BYTES  resp's key space: writes past it get -OOM\n"
+"                          (default 0: no limit)\n"
 "  -t, --threads N         worker threads (default: the CPUs this process\n"
 "                          may run on)\n"
 "  -b, --backlog N         listen backlog (default 1024)\n"
@@ -175,15 +184,16 @@ static int parse_seconds(const char *s, double max, double *out)
 }
 
 /*
- * A byte count with an optional K, M or G suffix (parse.h), from 1 to
- * @max.  Zero is refused; so, for the water marks, is anything past
- * 1 TiB, which is a slipped suffix rather than a plan.
+ * A byte count with an optional K, M or G suffix (parse.h), from @min to
+ * @max.  For the water marks anything past 1 TiB is refused: it is a
+ * slipped suffix rather than a plan.
  */
-static int parse_bytes(const char *s, uint64_t max, size_t *out)
+static int parse_bytes(const char *s, uint64_t min, uint64_t max,
+    size_t *out)
 {
 	uint64_t v;
 
-	if (parse_size(s, 1, max, &v))
+	if (parse_size(s, min, max, &v))
 		return -1;
 	*out = (size_t)v;
 	return 0;
@@ -277,11 +287,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 				goto bad_value;
 			break;
 		case OPT_HIGH_WATER:
-			if (parse_bytes(arg, WATER_MAX, &o->high_water))
+			if (parse_bytes(arg, 1, WATER_MAX, &o->high_water))
 				goto bad_value;
 			break;
 		case OPT_LOW_WATER:
-			if (parse_bytes(arg, WATER_MAX, &o->low_water))
+			if (parse_bytes(arg, 1, WATER_MAX, &o->low_water))
 				goto bad_value;
 			break;
 		case OPT_PORT_FILE:
@@ -307,8 +317,17 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			o->banner = *arg ? arg : NULL;
 			break;
 		case OPT_MAX_LINE:
-			if (parse_bytes(arg, PROTO_MAX_LINE_LIMIT,
+			if (parse_bytes(arg, 1, PROTO_MAX_LINE_LIMIT,
 			    &o->max_line))
+				goto bad_value;
+			break;
+		case OPT_MAX_BULK:
+			if (parse_bytes(arg, 1, PROTO_MAX_BULK_LIMIT,
+			    &o->max_bulk))
+				goto bad_value;
+			break;
+		case OPT_MAX_MEMORY:
+			if (parse_bytes(arg, 0, WATER_MAX, &o->max_memory))
 				goto bad_value;
 			break;
 		case 'v':

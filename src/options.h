@@ -30,6 +30,8 @@ struct options {
 						 * none; static */
 	const char *banner;	/* borrowed; NULL: none */
 	size_t max_line;	/* the line handlers' limit */
+	size_t max_bulk;	/* resp's bulk-string limit */
+	size_t max_memory;	/* the store's limit; 0: none */
 	int threads;		/* workers */
 	int backlog;
 	long max_conns;		/* 0: derived from the fd limit */

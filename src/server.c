@@ -7,6 +7,7 @@
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
+#include "store.h"
 #include "common/fdlimit.h"
 #include "common/xalloc.h"
 
@@ -14,10 +15,12 @@
 #include <event2/event.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -39,6 +42,54 @@ static long default_max_conns(int threads)
 		limit = 1 << 20;
 	limit -= SERVER_FD_RESERVE(threads);
 	return limit > 1 ? limit : 1;
+}
+
+/*
+ * Expired keys nobody reads again are removed by a sweep on the main
+ * thread: at most SERVER_SWEEP_BUDGET keys every SERVER_SWEEP_MS, so one
+ * tick stays short however many keys expire at once (store.h, "Expiry").
+ */
+#define SERVER_SWEEP_MS 100
+#define SERVER_SWEEP_BUDGET 1000
+
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* proto_config.stats: the figures resp's INFO reports.  Runs on a
+ * worker; the counters are single-writer relaxed atomics (stats.h), and
+ * the rest is read-only once the workers run. */
+static void server_proto_stats(const struct proto_config *cfg,
+    struct proto_stats *out)
+{
+	const struct server *s = (const struct server *)((const char *)cfg -
+	    offsetof(struct server, proto_cfg));
+
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < s->n_workers; i++) {
+		struct worker_stats *w = &s->workers[i].env.stats;
+
+		out->conns_total += stat_get(&w->conns_opened);
+		out->conns_open += stat_get(&w->conns_opened) -
+		    stat_get(&w->conns_closed);
+		out->requests += stat_get(&w->requests);
+		out->bytes_in += stat_get(&w->bytes_in);
+		out->bytes_out += stat_get(&w->bytes_out);
+	}
+	out->uptime = monotonic_seconds() - s->started;
+	out->workers = s->n_workers;
+	out->port = s->first_port;
+}
+
+static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	store_sweep(s->store, SERVER_SWEEP_BUDGET);
 }
 
 /* Over the limit: say so in one line and close.  Best effort; the socket
@@ -98,6 +149,7 @@ static void server_stop(struct server *s, int sig)
 	 * second signal ends the process at once. */
 	event_del(s->sig_int);
 	event_del(s->sig_term);
+	event_del(s->sweep_timer);
 	for (int i = 0; i < s->n_ports; i++) {
 		listener_free(s->ports[i].listener);
 		s->ports[i].listener = NULL;
@@ -182,9 +234,20 @@ int server_init(struct server *s, const struct options *o)
 	s->max_conns = default_max_conns(o->threads);
 	if (o->max_conns)
 		s->max_conns = o->max_conns;
+	s->started = monotonic_seconds();
+	s->store = store_new(&(struct store_options){
+		.max_memory = o->max_memory,
+	});
+	if (!s->store) {
+		log_error("cannot create the key-value store");
+		return -1;
+	}
 	s->proto_cfg = (struct proto_config){
 		.banner = o->banner,
 		.max_line = o->max_line,
+		.max_bulk = o->max_bulk,
+		.store = s->store,
+		.stats = server_proto_stats,
 	};
 	s->wcfg = (struct worker_config){
 		.high_water = o->high_water,
@@ -207,6 +270,9 @@ int server_init(struct server *s, const struct options *o)
 	}
 	if (server_listen_all(s))
 		return -1;
+	/* Kept apart: the listeners close at shutdown while workers may
+	 * still read this. */
+	s->first_port = listener_port(s->ports[0].listener);
 	s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
 	s->sig_usr1 = evsignal_new(s->base, SIGUSR1, server_signal_cb, s);
@@ -214,6 +280,13 @@ int server_init(struct server *s, const struct options *o)
 	    event_add(s->sig_int, NULL) || event_add(s->sig_term, NULL) ||
 	    event_add(s->sig_usr1, NULL)) {
 		log_error("cannot set up signal handling");
+		return -1;
+	}
+	s->sweep_timer = event_new(s->base, -1, EV_PERSIST, server_sweep_cb,
+	    s);
+	if (!s->sweep_timer || event_add(s->sweep_timer, &(struct timeval){
+	    0, SERVER_SWEEP_MS * 1000 })) {
+		log_error("cannot set up the expiry sweep");
 		return -1;
 	}
 
@@ -314,6 +387,10 @@ void server_release(struct server *s)
 		event_free(s->sig_term);
 	if (s->sig_usr1)
 		event_free(s->sig_usr1);
+	if (s->sweep_timer)
+		event_free(s->sweep_timer);
+	if (s->store)
+		store_free(s->store);
 	if (s->base)
 		event_base_free(s->base);
 	memset(s, 0, sizeof(*s));

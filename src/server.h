@@ -47,6 +47,10 @@ struct server {
 	struct worker_config wcfg;
 	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;
+	struct event *sweep_timer;	/* expires keys in the store */
+	struct store *store;	/* resp's key space, shared by workers */
+	double started;		/* monotonic seconds, for uptime */
+	int first_port;		/* the first listener's, for INFO */
 	_Atomic long conns_now;
 	long max_conns;
 	struct listener_stats lstats;

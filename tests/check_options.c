@@ -47,6 +47,8 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_str_eq(o.protocol->name, "echo");
 	ck_assert_ptr_null(o.banner);
 	ck_assert_uint_eq(o.max_line, 8192);
+	ck_assert_uint_eq(o.max_bulk, 512u << 20);
+	ck_assert_uint_eq(o.max_memory, 0);
 }
 END_TEST
 
@@ -63,7 +65,7 @@ START_TEST(test_options_listen_takes_a_protocol_and_a_port_each)
 	const char *args[] = { "-l", "echo@127.0.0.1:5556", "-l",
 		"[::1]:5557", "-l", "127.0.0.2", "-l", "::1", "--protocol",
 		"echo", "-p", "7000", "--banner", "hi", "--max-line", "1k",
-		NULL };
+		"--max-bulk", "1m", "--max-memory", "64M", NULL };
 	struct options o;
 	char err[256];
 
@@ -81,6 +83,8 @@ START_TEST(test_options_listen_takes_a_protocol_and_a_port_each)
 	ck_assert_ptr_eq(o.listen[2].proto, o.protocol);
 	ck_assert_str_eq(o.banner, "hi");
 	ck_assert_uint_eq(o.max_line, 1024);
+	ck_assert_uint_eq(o.max_bulk, 1u << 20);
+	ck_assert_uint_eq(o.max_memory, 64u << 20);
 }
 END_TEST
 
@@ -194,6 +198,10 @@ static const struct bad {
 	{ { "--max-line", "0" }, "'0'", "'--max-line'" },
 	{ { "--max-line", "65M" }, "'65M'", "'--max-line'" },
 	{ { "--max-line", "8x" }, "'8x'", "'--max-line'" },
+	{ { "--max-bulk", "0" }, "'0'", "'--max-bulk'" },
+	{ { "--max-bulk", "513M" }, "'513M'", "'--max-bulk'" },
+	{ { "--max-memory", "-1" }, "'-1'", "'--max-memory'" },
+	{ { "--max-memory", "1x" }, "'1x'", "'--max-memory'" },
 	{ { "--idle-timeout", "-1" }, "'-1'", "'--idle-timeout'" },
 	{ { "--idle-timeout", "nan" }, "'nan'", "'--idle-timeout'" },
 	{ { "--write-timeout", "1s" }, "'1s'", "'--write-timeout'" },
