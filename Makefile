@@ -334,9 +334,17 @@ bench/peer_%: bench/peer_%.o
 # one benchmark runs at once.
 BENCH_QUICK =
 BENCH_ARGS =
+BENCH_RESP_ARGS =
 bench: echoserver echobench $(BENCH_PEERS)
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/run.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-resp
+
+# The resp handler against redis-server with redis-benchmark
+# (bench/resp.py): docs/benchmarks-resp.md, under the same lock.
+bench-resp: echoserver
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/resp.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_RESP_ARGS)
 
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
@@ -390,6 +398,6 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
-	stress-leaks run bench bench-workqueue install uninstall \
+	stress-leaks run bench bench-resp bench-workqueue install uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE
