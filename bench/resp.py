@@ -32,6 +32,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import free_port, log, proc_cpu_s  # noqa: E402  (bench/run.py)
+
 SERVER_CPU, CLIENT_CPU = '1', '0'
 TESTS = 'ping,set,get,incr,mset'
 ROWS = ['PING_INLINE', 'PING_MBULK', 'SET', 'GET', 'INCR', 'MSET (10 keys)']
@@ -48,27 +51,6 @@ CONFIGS = [
 # Targets from the issue, checked on the pinned runs.
 TARGET_RPS_P128 = 1.5		# x redis on PING_MBULK, SET, GET at -P 128
 TARGET_CPU_P1 = 0.7		# x redis's CPU per request at -P 1
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def proc_cpu_s(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            fields = f.read().rsplit(')', 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def wait_port(port, proc, deadline=10.0):
