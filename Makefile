@@ -105,7 +105,7 @@ EXAMPLES = src/workqueue/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
-	tests/check_protocols
+	tests/check_protocols tests/check_resp
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o \
 	tests/store_simple.o
 # What every test binary links: the helpers and the /proc readers.
@@ -219,8 +219,12 @@ tests/check_workqueue: tests/check_workqueue.o $(TESTUTIL) \
 tests/check_proto: tests/check_proto.o tests/proto_harness.o $(PROTO_OBJS) \
 		$(STORE_OBJS) $(PROTO_EXAMPLE_OBJS) $(TESTUTIL)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
-$(filter-out tests/check_workqueue tests/check_proto tests/check_resp,$(TESTS)) \
-		$(STRESS_TESTS):
+# resp through the same harness, on a real store (or the test-only one).
+tests/check_resp: tests/check_resp.o tests/proto_harness.o $(PROTO_OBJS) \
+		$(TEST_STORE_OBJS) $(TESTUTIL)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+OWN_LINK_TESTS = tests/check_workqueue tests/check_proto tests/check_resp
+$(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
 
