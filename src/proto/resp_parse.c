@@ -197,17 +197,18 @@ static const char *split_inline(struct resp_parser *p, const char *s,
 		start = i;
 		while (!done) {
 			char ch = byte_at(s, len, i), emit = ch;
+			char next = byte_at(s, len, i + 1);
 			int emitting = 1;
 
 			if (inq) {
 				int hi = hex_value(byte_at(s, len, i + 2));
 				int lo = hex_value(byte_at(s, len, i + 3));
 
-				if (ch == '\\' && byte_at(s, len, i + 1) == 'x' &&
-				    hi >= 0 && lo >= 0) {
+				if (ch == '\\' && next == 'x' && hi >= 0 &&
+				    lo >= 0) {
 					emit = (char)(hi * 16 + lo);
 					i += 3;
-				} else if (ch == '\\' && byte_at(s, len, i + 1)) {
+				} else if (ch == '\\' && next) {
 					emit = s[++i];
 					if (emit == 'n')
 						emit = '\n';
@@ -222,8 +223,7 @@ static const char *split_inline(struct resp_parser *p, const char *s,
 				} else if (ch == '"') {
 					/* A closing quote must end the
 					 * argument. */
-					if (byte_at(s, len, i + 1) &&
-					    !is_blank(s[i + 1]))
+					if (next && !is_blank(next))
 						return ERR_QUOTES;
 					done = 1;
 					emitting = 0;
@@ -231,11 +231,10 @@ static const char *split_inline(struct resp_parser *p, const char *s,
 					return ERR_QUOTES;
 				}
 			} else if (insq) {
-				if (ch == '\\' && byte_at(s, len, i + 1) == '\'') {
+				if (ch == '\\' && next == '\'') {
 					emit = s[++i];
 				} else if (ch == '\'') {
-					if (byte_at(s, len, i + 1) &&
-					    !is_blank(s[i + 1]))
+					if (next && !is_blank(next))
 						return ERR_QUOTES;
 					done = 1;
 					emitting = 0;
