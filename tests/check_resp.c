@@ -254,6 +254,34 @@ START_TEST(test_resp_large_bulk_across_many_reads)
 }
 END_TEST
 
+/* One request of many arguments does not pin its argument vector for
+ * the rest of the connection. */
+START_TEST(test_resp_a_huge_request_frees_its_arguments_after)
+{
+	struct store *s = new_store();
+	struct proto_config cfg = config_for(s);
+	const struct resp_conn *rc;
+	size_t n = 5000, i, len = 0;
+	char *in = malloc(32 + n * 7);
+	struct conn c;
+
+	ck_assert_ptr_nonnull(in);
+	len += (size_t)sprintf(in, "*%zu\r\n$6\r\nEXISTS\r\n", n);
+	for (i = 1; i < n; i++)
+		len += (size_t)sprintf(in + len, "$1\r\nk\r\n");
+	harness_open(&c, resp(), &cfg);
+	harness_read(&c, in, len);
+	assert_out(&c, S(":0\r\n"));
+	rc = c.state;
+	ck_assert_uint_le(rc->parser.cap, RESP_KEEP_ARGS);
+	harness_read(&c, S("EXISTS a b\r\n"));
+	assert_out(&c, S(":0\r\n:0\r\n"));
+	harness_free(&c);
+	store_free(s);
+	free(in);
+}
+END_TEST
+
 /* --- splits ---------------------------------------------------------- */
 
 struct split_case {
@@ -966,6 +994,7 @@ Suite *resp_suite(void)
 	tcase_add_test(tc, test_resp_large_bulks_are_replied_from_the_input);
 	tcase_add_test(tc, test_resp_pipeline_is_answered_in_one_call);
 	tcase_add_test(tc, test_resp_large_bulk_across_many_reads);
+	tcase_add_test(tc, test_resp_a_huge_request_frees_its_arguments_after);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("split");

@@ -60,11 +60,10 @@ static ssize_t resp_data(struct conn *c, void *state, const char *in,
 		if (rc->parser.argc == 0)
 			continue;
 		requests++;
-		if (resp_cmd_run(c, rc, rc->parser.argv, rc->parser.argc) ==
-		    PROTO_CLOSE) {
-			ret = PROTO_CLOSE;
+		ret = resp_cmd_run(c, rc, rc->parser.argv, rc->parser.argc);
+		resp_parser_trim(&rc->parser);
+		if (ret == PROTO_CLOSE)
 			break;
-		}
 	}
 	if (requests)
 		conn_count_requests(c, requests);

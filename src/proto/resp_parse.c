@@ -86,6 +86,24 @@ void resp_parser_release(struct resp_parser *p)
 	memset(p, 0, sizeof(*p));
 }
 
+void resp_parser_trim(struct resp_parser *p)
+{
+	if (p->cap > RESP_KEEP_ARGS) {
+		free(p->argv);
+		free(p->off);
+		p->argv = NULL;
+		p->off = NULL;
+		p->cap = 0;
+		p->argc = 0;
+	}
+	if (p->scratch_cap > RESP_KEEP_ARGS * 64) {
+		free(p->scratch);
+		p->scratch = NULL;
+		p->scratch_cap = 0;
+		p->argc = 0;
+	}
+}
+
 /* Room for @n arguments; -1 if memory ran out (nothing lost). */
 static int parser_reserve(struct resp_parser *p, size_t n)
 {

@@ -94,6 +94,17 @@ enum resp_parse_status resp_parse(struct resp_parser *p, const char *in,
 /* Frees what @p allocated; @p is zeroed, ready for reuse. */
 void resp_parser_release(struct resp_parser *p);
 
+/* The argument capacity resp_parser_trim() keeps. */
+#define RESP_KEEP_ARGS 64
+
+/*
+ * Frees p->argv and the scratch buffer if a request made them larger
+ * than a typical one needs, so that one huge request does not pin its
+ * memory for the rest of the connection.  Only after RESP_PARSE_DONE,
+ * once the request has run: its argv is gone.
+ */
+void resp_parser_trim(struct resp_parser *p);
+
 /*
  * redis's string2ll(): the @len bytes at @s as a decimal long long, with
  * no sign but '-', no leading zeros, no blanks.  Returns 1 and stores it
