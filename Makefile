@@ -240,7 +240,7 @@ tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 # handlers and the example, tests/fuzz_resp.c over resp and its parser.
 # Built with clang straight from the sources, so their flags never mix
 # with the objects of the normal build; not part of `make check`.  Each
-# harness runs for FUZZ_SECONDS (CI: 10), or for FUZZ_RUNS executions
+# harness runs for FUZZ_SECONDS (CI: 30), or for FUZZ_RUNS executions
 # when that is set, which takes precedence.  The committed seeds in
 # tests/fuzz/corpus/NAME/ are copied into the scratch corpus
 # tests/tmp/fuzz/NAME/, which the run grows, so the seeds stay as they
