@@ -71,7 +71,9 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
 PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
-	src/proto/line.o src/proto/reverse.o
+	src/proto/line.o src/proto/reverse.o src/proto/resp.o \
+	src/proto/resp_parse.o src/proto/resp_reply.o src/proto/resp_cmd.o \
+	src/proto/resp_server.o
 # The key-value store the resp handler serves (src/store.h).
 STORE_OBJS = src/store.o
 # The worked example of docs/protocols.md: built, and tested through the
@@ -93,7 +95,8 @@ EXAMPLES = src/workqueue/wq_example
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
-	tests/check_protocols tests/check_store tests/check_resp_cli
+	tests/check_protocols tests/check_store tests/check_resp \
+	tests/check_resp_cli
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -186,7 +189,7 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o $(PROTO_OBJS)
+		src/conn.o $(PROTO_OBJS) $(STORE_OBJS)
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
@@ -206,9 +209,14 @@ tests/check_workqueue: tests/check_workqueue.o $(TESTUTIL) \
 # The handlers against the fake connection of tests/proto_harness.c: no
 # server objects and no libevent.
 tests/check_proto: tests/check_proto.o tests/proto_harness.o $(PROTO_OBJS) \
-		$(PROTO_EXAMPLE_OBJS) $(TESTUTIL)
+		$(STORE_OBJS) $(PROTO_EXAMPLE_OBJS) $(TESTUTIL)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
-$(filter-out tests/check_workqueue tests/check_proto,$(TESTS)) $(STRESS_TESTS):
+# resp through the same harness, on a real store (or the test-only one).
+tests/check_resp: tests/check_resp.o tests/proto_harness.o $(PROTO_OBJS) \
+		$(STORE_OBJS) $(TESTUTIL)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+OWN_LINK_TESTS = tests/check_workqueue tests/check_proto tests/check_resp
+$(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
 
@@ -220,25 +228,44 @@ tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
 		$(LIBEVENT_LIBS)
 
-# A libFuzzer run over the line handlers and the example through the
-# harness (tests/fuzz_proto.c).  Built with clang straight from the
-# sources, so its flags never mix with the objects of the normal build;
-# not part of `make check`.  FUZZ_SECONDS bounds the run (CI: 10).
-# Found crashes are written to tests/tmp/fuzz/.
+# libFuzzer runs through the harness: tests/fuzz_proto.c over the line
+# handlers and the example, tests/fuzz_resp.c over resp and its parser.
+# Built with clang straight from the sources, so their flags never mix
+# with the objects of the normal build; not part of `make check`.  Each
+# harness runs for FUZZ_SECONDS (CI: 30), or for FUZZ_RUNS executions
+# when that is set, which takes precedence.  The committed seeds in
+# tests/fuzz/corpus/NAME/ are copied into the scratch corpus
+# tests/tmp/fuzz/NAME/, which the run grows, so the seeds stay as they
+# are; found crashes are written to tests/tmp/fuzz/.
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
+FUZZ_RUNS =
+FUZZ_HARNESSES = proto resp
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
-FUZZ_SRCS = tests/fuzz_proto.c tests/proto_harness.c \
-	$(PROTO_OBJS:.o=.c) $(PROTO_EXAMPLE_OBJS:.o=.c)
-tests/fuzz_proto: $(FUZZ_SRCS) src/proto/proto.h src/proto/lines.h \
-		tests/proto_harness.h
-	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc $(WARNINGS) \
-		$(FUZZ_CFLAGS) -o $@ $(FUZZ_SRCS)
-fuzz: tests/fuzz_proto
-	@mkdir -p tests/tmp/fuzz/corpus
-	./tests/fuzz_proto -max_total_time=$(FUZZ_SECONDS) \
-		-artifact_prefix=tests/tmp/fuzz/ tests/tmp/fuzz/corpus
+FUZZ_COMMON_SRCS = tests/proto_harness.c $(PROTO_OBJS:.o=.c) \
+	$(patsubst %.o,%.c,$(STORE_OBJS))
+FUZZ_HEADERS = src/proto/proto.h src/proto/lines.h src/proto/resp_parse.h \
+	src/proto/resp_cmd.h src/proto/resp_reply.h src/store.h \
+	tests/proto_harness.h
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),\
+	-max_total_time=$(FUZZ_SECONDS))
+tests/fuzz_proto: tests/fuzz_proto.c $(FUZZ_COMMON_SRCS) \
+		$(PROTO_EXAMPLE_OBJS:.o=.c) $(FUZZ_HEADERS)
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+tests/fuzz_resp: tests/fuzz_resp.c $(FUZZ_COMMON_SRCS) $(FUZZ_HEADERS)
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
+	@set -e; for h in $(FUZZ_HARNESSES); do \
+		mkdir -p tests/tmp/fuzz/$$h; \
+		if [ -d tests/fuzz/corpus/$$h ]; then \
+			cp -n tests/fuzz/corpus/$$h/* tests/tmp/fuzz/$$h/; fi; \
+		echo "== fuzz_$$h"; \
+		./tests/fuzz_$$h $(FUZZ_LIMIT) \
+			-artifact_prefix=tests/tmp/fuzz/ tests/tmp/fuzz/$$h; \
+	done
 
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
@@ -389,7 +416,7 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
-		tests/fuzz_proto \
+		tests/fuzz_proto tests/fuzz_resp \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp bench/.baseline

@@ -247,6 +247,7 @@ int server_init(struct server *s, const struct options *o)
 		.max_line = o->max_line,
 		.max_bulk = o->max_bulk,
 		.store = s->store,
+		.max_memory = o->max_memory,
 		.stats = server_proto_stats,
 	};
 	s->wcfg = (struct worker_config){

@@ -65,19 +65,20 @@ static void expect(const char *name, const struct proto_config *cfg,
 
 /* --- registry ------------------------------------------------------------ */
 
-START_TEST(test_registry_lists_echo_line_reverse_in_order)
+START_TEST(test_registry_lists_echo_line_reverse_resp_in_order)
 {
-	static const char *const want[] = { "echo", "line", "reverse" };
+	static const char *const want[] = { "echo", "line", "reverse",
+		"resp" };
 	size_t i;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		ck_assert_ptr_nonnull(proto_handlers[i]);
 		ck_assert_str_eq(proto_handlers[i]->name, want[i]);
 		ck_assert_ptr_nonnull(proto_handlers[i]->summary);
 		ck_assert_ptr_nonnull(proto_handlers[i]->data);
 		ck_assert_ptr_eq(proto_find(want[i]), proto_handlers[i]);
 	}
-	ck_assert_ptr_null(proto_handlers[3]);
+	ck_assert_ptr_null(proto_handlers[4]);
 	ck_assert_ptr_null(proto_find("lines"));
 	ck_assert_ptr_null(proto_find(""));
 }
@@ -723,7 +724,8 @@ Suite *proto_suite(void)
 	int nsplit = (int)(sizeof(split_cases) / sizeof(split_cases[0]));
 	TCase *tc = tcase_create("registry");
 
-	tcase_add_test(tc, test_registry_lists_echo_line_reverse_in_order);
+	tcase_add_test(tc,
+	    test_registry_lists_echo_line_reverse_resp_in_order);
 	tcase_add_test(tc,
 	    test_line_handlers_keep_any_line_under_the_largest_limit);
 	suite_add_tcase(s, tc);

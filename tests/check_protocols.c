@@ -3,8 +3,8 @@
  * kernel-chosen loopback ports, one listener per handler, real sockets.
  * The handlers' parsing is unit-tested with a fake connection in
  * check_proto.c; these prove the server drives them as users see it:
- * per-listener selection, gathering, quit, limits, banners, half-close
- * and the real nc.
+ * per-listener selection, gathering, quit, limits, banners, half-close,
+ * the real nc, and resp with the real redis-cli.
  */
 #include "testutil.h"
 
@@ -274,6 +274,47 @@ START_TEST(test_nc_gets_its_lines_back_and_quit_ends_it)
 }
 END_TEST
 
+START_TEST(test_resp_pipeline_is_answered_in_order_and_quit_closes)
+{
+	const char *args[] = { "--protocol", "resp", NULL };
+	int fd;
+
+	test_server_start(&server, args);
+	fd = test_connect(server.port);
+	send_str(fd, "PING\r\n*1\r\n$4\r\nPING\r\nECHO \"a b\"\r\n"
+	    "FOO x\r\n");
+	expect(fd, "+PONG\r\n+PONG\r\n$3\r\na b\r\n-ERR unknown command "
+	    "'FOO', with args beginning with: 'x' \r\n");
+	send_str(fd, "*1\r\n$4\r\nQUIT\r\nPING\r\n");
+	expect_then_eof(fd, "+OK\r\n");
+	close(fd);
+}
+END_TEST
+
+/* The real redis-cli, as a user runs it, against a resp listener. */
+START_TEST(test_redis_cli_gets_pong_and_config)
+{
+	const char *args[] = { "--protocol", "resp", NULL };
+	char cmd[256], out[256] = "";
+	size_t n;
+	FILE *p;
+	int status;
+
+	test_server_start(&server, args);
+	snprintf(cmd, sizeof(cmd), "timeout 20 redis-cli -p %d ping && "
+	    "timeout 20 redis-cli -p %d config get save", server.port,
+	    server.port);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	status = pclose(p);
+	ck_assert_str_eq(out, "PONG\nsave\n\n");
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "redis-cli status %d", status);
+}
+END_TEST
+
 static Suite *protocols_suite(void)
 {
 	Suite *s = suite_create("protocols");
@@ -300,6 +341,16 @@ static Suite *protocols_suite(void)
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_reverse_reverses_each_line_keeping_its_ending);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("resp");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc,
+	    test_resp_pipeline_is_answered_in_order_and_quit_closes);
+	test_add_or_skip(tc, test_redis_cli_gets_pong_and_config,
+	    system("command -v redis-cli >/dev/null 2>&1") == 0 ? NULL :
+	    "redis-cli is not installed (apt-get install redis-tools)");
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("listeners");

@@ -10,11 +10,13 @@
 extern const struct proto_ops proto_echo;
 extern const struct proto_ops proto_line;
 extern const struct proto_ops proto_reverse;
+extern const struct proto_ops proto_resp;
 
 const struct proto_ops *const proto_handlers[] = {
 	&proto_echo,
 	&proto_line,
 	&proto_reverse,
+	&proto_resp,
 	NULL,
 };
 

@@ -72,6 +72,7 @@ struct proto_config {
 				 * PROTO_MAX_BULK_LIMIT */
 	struct store *store;	/* the key space resp serves; shared by
 				 * every worker, thread-safe (store.h) */
+	size_t max_memory;	/* the store's limit, for INFO; 0: none */
 
 	/* Fills @out; callable from any worker thread.  NULL where there
 	 * is no server (the unit tests). */
