@@ -4,7 +4,7 @@
  * The handlers' parsing is unit-tested with a fake connection in
  * check_proto.c; these prove the server drives them as users see it:
  * per-listener selection, gathering, quit, limits, banners, half-close,
- * the real nc, and resp with the real redis-cli.
+ * the real nc; resp with the real redis-cli is check_resp_cli.c.
  */
 #include "testutil.h"
 
@@ -254,23 +254,18 @@ END_TEST
 START_TEST(test_nc_gets_its_lines_back_and_quit_ends_it)
 {
 	const char *args[] = { "--protocol", "line", NULL };
-	char cmd[256], out[256] = "";
-	size_t n;
-	FILE *p;
+	char cmd[256], *out;
 	int status;
 
 	test_server_start(&server, args);
 	snprintf(cmd, sizeof(cmd), "printf 'hello\\r\\nworld\\nquit\\n' | "
 	    "timeout 20 nc 127.0.0.1 %d", server.port);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
+	out = test_shell(cmd, &status);
 	ck_assert_str_eq(out, "hello\r\nworld\n");
 	/* nc exits 0 because the server closed, not the timeout (124). */
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "nc status %d", status);
+	free(out);
 }
 END_TEST
 
@@ -288,30 +283,6 @@ START_TEST(test_resp_pipeline_is_answered_in_order_and_quit_closes)
 	send_str(fd, "*1\r\n$4\r\nQUIT\r\nPING\r\n");
 	expect_then_eof(fd, "+OK\r\n");
 	close(fd);
-}
-END_TEST
-
-/* The real redis-cli, as a user runs it, against a resp listener. */
-START_TEST(test_redis_cli_gets_pong_and_config)
-{
-	const char *args[] = { "--protocol", "resp", NULL };
-	char cmd[256], out[256] = "";
-	size_t n;
-	FILE *p;
-	int status;
-
-	test_server_start(&server, args);
-	snprintf(cmd, sizeof(cmd), "timeout 20 redis-cli -p %d ping && "
-	    "timeout 20 redis-cli -p %d config get save", server.port,
-	    server.port);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = '\0';
-	status = pclose(p);
-	ck_assert_str_eq(out, "PONG\nsave\n\n");
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "redis-cli status %d", status);
 }
 END_TEST
 
@@ -348,9 +319,6 @@ static Suite *protocols_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc,
 	    test_resp_pipeline_is_answered_in_order_and_quit_closes);
-	test_add_or_skip(tc, test_redis_cli_gets_pong_and_config,
-	    system("command -v redis-cli >/dev/null 2>&1") == 0 ? NULL :
-	    "redis-cli is not installed (apt-get install redis-tools)");
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("listeners");

@@ -102,25 +102,6 @@ static void redis_start(void)
 	ck_abort_msg("redis-server did not start on port %d", redis_port);
 }
 
-/* Runs the shell command @cmd; returns its stdout (caller frees) and
- * stores its exit status in *@status. */
-static char *run(const char *cmd, int *status)
-{
-	size_t cap = 1 << 16, n = 0, r;
-	char *out = malloc(cap);
-	FILE *p = popen(cmd, "r");
-
-	ck_assert_ptr_nonnull(p);
-	while ((r = fread(out + n, 1, cap - 1 - n, p)) > 0) {
-		n += r;
-		if (n == cap - 1)
-			out = realloc(out, cap *= 2);
-	}
-	out[n] = '\0';
-	*status = pclose(p);
-	return out;
-}
-
 /* redis-cli -p @port @words (already shell-quoted where needed). */
 static char *cli(int port, const char *words, int *status)
 {
@@ -128,7 +109,7 @@ static char *cli(int port, const char *words, int *status)
 
 	snprintf(cmd, sizeof(cmd), "timeout 20 redis-cli -p %d %s 2>&1",
 	    port, words);
-	return run(cmd, status);
+	return test_shell(cmd, status);
 }
 
 /*
@@ -178,7 +159,7 @@ START_TEST(test_resp_redis_cli_reads_commands_from_stdin)
 
 	snprintf(cmd, sizeof(cmd), "printf 'SET a 1\\nGET a\\nINCR a\\n"
 	    "GET a\\n' | timeout 20 redis-cli -p %d 2>&1", RESP_PORT);
-	out = run(cmd, &status);
+	out = test_shell(cmd, &status);
 	ck_assert_str_eq(out, "OK\n1\n2\n2\n");
 	ck_assert_int_eq(status, 0);
 	free(out);
@@ -200,7 +181,7 @@ START_TEST(test_resp_redis_cli_pipe_inserts_every_key)
 	fclose(f);
 	snprintf(cmd, sizeof(cmd), "timeout 60 redis-cli -p %d --pipe < %s "
 	    "2>&1", RESP_PORT, path);
-	out = run(cmd, &status);
+	out = test_shell(cmd, &status);
 	unlink(path);
 	snprintf(want, sizeof(want), "errors: 0, replies: %d", n);
 	ck_assert_msg(strstr(out, want), "redis-cli --pipe said: %s", out);
@@ -221,7 +202,7 @@ START_TEST(test_resp_redis_benchmark_runs_every_test_without_error)
 	snprintf(cmd, sizeof(cmd), "timeout 120 redis-benchmark -p %d -t "
 	    "ping,set,get,incr,mset -n %zu -P 16 -q 2>&1", RESP_PORT,
 	    scaled(20000, 1000));
-	out = run(cmd, &status);
+	out = test_shell(cmd, &status);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "status %d: %s", status, out);
 	ck_assert_msg(!strstr(out, "rror") && !strstr(out, "WARN"), "%s",

@@ -523,3 +523,23 @@ int run_echoserver(const char *const *args, char **err)
 	rmdir(dir);
 	return status;
 }
+
+char *test_shell(const char *cmd, int *status)
+{
+	size_t cap = 1 << 16, n = 0, r;
+	char *out = malloc(cap);
+	FILE *p = popen(cmd, "r");
+
+	ck_assert_ptr_nonnull(out);
+	ck_assert_msg(p != NULL, "cannot run '%s'", cmd);
+	while ((r = fread(out + n, 1, cap - 1 - n, p)) > 0) {
+		n += r;
+		if (n == cap - 1) {
+			out = realloc(out, cap *= 2);
+			ck_assert_ptr_nonnull(out);
+		}
+	}
+	out[n] = '\0';
+	*status = pclose(p);
+	return out;
+}

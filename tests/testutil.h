@@ -185,6 +185,11 @@ char *test_server_wait_clean(struct test_server *ts);
 /* Sends SIGTERM, then test_server_wait_clean(). */
 char *test_server_stop_clean(struct test_server *ts);
 
+/* Runs the shell command @cmd (borrowed) to completion; returns its
+ * stdout, NUL-terminated (caller frees), and its wait status in
+ * *@status.  For the real clients: nc, redis-cli, redis-benchmark. */
+char *test_shell(const char *cmd, int *status);
+
 /* Runs $ECHOSERVER to completion; returns its wait status and
  * stores its stderr in @err (caller frees). */
 int run_echoserver(const char *const *args, char **err);

@@ -212,33 +212,31 @@ bad_expire:
 
 /* DEL and EXISTS: one store call per key, counting hits; EXISTS k k
  * counts k twice, as in redis. */
-static int cmd_del(struct conn *c, struct resp_conn *rc,
-    const struct resp_arg *argv, size_t argc)
+static void count_keys(struct conn *c, const struct resp_arg *argv,
+    size_t argc, int (*op)(struct store *, const char *, size_t))
 {
 	struct store *s = cmd_store(c);
 	long long n = 0;
 	size_t j;
 
 	if (!s)
-		return 0;
+		return;
 	for (j = 1; j < argc; j++)
-		n += store_del(s, argv[j].p, argv[j].len);
+		n += op(s, argv[j].p, argv[j].len);
 	resp_reply_int(c, n);
+}
+
+static int cmd_del(struct conn *c, struct resp_conn *rc,
+    const struct resp_arg *argv, size_t argc)
+{
+	count_keys(c, argv, argc, store_del);
 	return 0;
 }
 
 static int cmd_exists(struct conn *c, struct resp_conn *rc,
     const struct resp_arg *argv, size_t argc)
 {
-	struct store *s = cmd_store(c);
-	long long n = 0;
-	size_t j;
-
-	if (!s)
-		return 0;
-	for (j = 1; j < argc; j++)
-		n += store_exists(s, argv[j].p, argv[j].len);
-	resp_reply_int(c, n);
+	count_keys(c, argv, argc, store_exists);
 	return 0;
 }
 
