@@ -970,7 +970,7 @@ START_TEST(test_sigterm_under_load_echoes_every_byte_read_and_exits_0)
 	    threads;
 	struct loaded_client *cl = calloc((size_t)n, sizeof(*cl));
 	struct pollfd *pfd = calloc((size_t)n, sizeof(*pfd));
-	uint64_t t0, t_sig, t_eof, t_exit, received = 0, sent = 0;
+	uint64_t t0, t_sig, t_eof, t_exit, received = 0, sent = 0, stall_ms;
 	long least = LONG_MAX, owed_kernel = 0, owed_user = 0;
 	int status, in_user = 0;
 	pid_t pid;
@@ -997,7 +997,15 @@ START_TEST(test_sigterm_under_load_echoes_every_byte_read_and_exits_0)
 	}
 
 	/* Every client writes without reading until the server stops
-	 * reading it for 300 ms: its output is then past high-water. */
+	 * reading it for stall_ms: its output is then past high-water.  A
+	 * server slowed by a sanitizer (TSan: several times) can leave a
+	 * client unread for 300 ms while it still reads, and that client
+	 * would then be owed nothing, so the wait stretches with
+	 * CK_TIMEOUT_MULTIPLIER as Check's own timeouts do. */
+	stall_ms = 300 * (getenv("CK_TIMEOUT_MULTIPLIER") ?
+	    strtoul(getenv("CK_TIMEOUT_MULTIPLIER"), NULL, 10) : 1);
+	if (stall_ms == 0)
+		stall_ms = 300;
 	t0 = now_ms();
 	while (stalled < n) {
 		uint64_t now = now_ms();
@@ -1005,7 +1013,8 @@ START_TEST(test_sigterm_under_load_echoes_every_byte_read_and_exits_0)
 		ck_assert_msg(now - t0 < 300000, "%d of %d clients stalled",
 		    stalled, n);
 		for (int i = 0; i < n; i++) {
-			if (!cl[i].stalled && now - cl[i].last_write > 300) {
+			if (!cl[i].stalled &&
+			    now - cl[i].last_write > stall_ms) {
 				cl[i].stalled = true;
 				stalled++;
 			}
