@@ -11,6 +11,7 @@
 #include "proto_harness.h"
 #include "store.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +42,11 @@ static size_t line_end(const char *p, size_t len, size_t at)
 	return len;
 }
 
-/* A decimal integer, '-' allowed, on the line [@from, @to). */
+/* A decimal int64, '-' allowed, on the line [@from, @to).  Up to 19
+ * digits: INT64_MAX has 19, and INCRBY can reach it. */
 static int line_int(const char *p, size_t from, size_t to, long long *v)
 {
+	unsigned long long u = 0;
 	int neg = 0;
 
 	*v = 0;
@@ -51,15 +54,16 @@ static int line_int(const char *p, size_t from, size_t to, long long *v)
 		neg = 1;
 		from++;
 	}
-	if (from == to || to - from > 18)
+	if (from == to || to - from > 19)
 		return 0;
 	for (; from < to; from++) {
 		if (p[from] < '0' || p[from] > '9')
 			return 0;
-		*v = *v * 10 + (p[from] - '0');
+		u = u * 10 + (unsigned long long)(p[from] - '0');
 	}
-	if (neg)
-		*v = -*v;
+	if (u > (unsigned long long)LLONG_MAX + (unsigned long long)neg)
+		return 0;
+	*v = neg ? (long long)(0 - u) : (long long)u;
 	return 1;
 }
 
