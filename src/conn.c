@@ -50,7 +50,8 @@ struct conn {
 	struct bufferevent *bev;
 	struct conn_env *env;
 	struct conn *prev, *next;	/* env->conns */
-	const struct proto_ops *ops;
+	const struct conn_listen *listen;	/* borrowed, outlives us */
+	const struct proto_ops *ops;	/* listen->ops */
 	struct conn_pending *pending;
 	int fd;
 	unsigned flags;
@@ -537,8 +538,9 @@ static bool conn_open(struct conn *c)
 }
 
 struct conn *conn_new(struct conn_env *env, int fd,
-    const struct proto_ops *ops)
+    const struct conn_listen *l)
 {
+	const struct proto_ops *ops = l->ops;
 	size_t size = ops->state_size ? CONN_STATE_OFFSET + ops->state_size :
 	    sizeof(struct conn);
 	struct conn *c = calloc(1, size);
@@ -547,6 +549,7 @@ struct conn *conn_new(struct conn_env *env, int fd,
 	if (!c)
 		goto fail;
 	c->env = env;
+	c->listen = l;
 	c->ops = ops;
 	c->fd = fd;
 	/* Replies are small and latency-bound. */

@@ -104,13 +104,24 @@ struct conn_env {
 };
 
 /*
- * Serves the connected socket @fd on @env with the handler @ops
- * (borrowed, static).  @fd is taken over either way: on failure it is
+ * How one listener's connections are served: the handler, and (as
+ * transports are added) the layers in front of it.  One per listener,
+ * owned by the server and read-only while workers run; every connection
+ * accepted on it borrows it for its whole life, so it must outlive the
+ * workers, not just the listening socket.
+ */
+struct conn_listen {
+	const struct proto_ops *ops;	/* static */
+};
+
+/*
+ * Serves the connected socket @fd on @env as @l says (borrowed; see
+ * struct conn_listen).  @fd is taken over either way: on failure it is
  * closed and counted in the errors, and NULL is returned.  The connection
  * then lives until it closes itself.
  */
 struct conn *conn_new(struct conn_env *env, int fd,
-    const struct proto_ops *ops);
+    const struct conn_listen *l);
 
 /* Stops reading, sends what is pending, then frees @c.  May free @c at
  * once; not for use inside a handler (return PROTO_CLOSE instead).

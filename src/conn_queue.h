@@ -18,12 +18,13 @@ enum cq_item_type {
 	CQ_STOP,	/* flush and close every connection, then exit */
 };
 
-struct proto_ops;
+struct conn_listen;
 
 struct cq_item {
 	enum cq_item_type type;
 	int fd;
-	const struct proto_ops *proto;	/* CQ_NEW_CONN: its handler */
+	const struct conn_listen *listen;	/* CQ_NEW_CONN: how to serve
+						 * it; borrowed (conn.h) */
 	struct cq_item *next;	/* queue or freelist link; queue-private */
 };
 

@@ -119,7 +119,7 @@ static void server_accept(int fd, void *arg)
 	atomic_fetch_add(&s->conns_now, 1);
 	w = &s->workers[s->next_worker];
 	s->next_worker = (s->next_worker + 1) % s->n_workers;
-	rc = worker_dispatch(w, fd, port->proto);
+	rc = worker_dispatch(w, fd, &port->cl);
 	if (rc) {
 		stat_add(&s->lstats.dispatch_errors, 1);
 		log_warn("cannot hand a connection to worker %d: %s", w->id,
@@ -178,7 +178,7 @@ static int server_listen(struct server *s, const struct sockaddr *sa,
 	char text[NETADDR_STRLEN];
 
 	port->server = s;
-	port->proto = proto;
+	port->cl.ops = proto;
 	port->listener = listener_new(s->base, sa, len, dual,
 	    s->opts->backlog, server_accept, port, &s->lstats);
 	if (!port->listener) {
@@ -331,7 +331,7 @@ static void log_startup(struct server *s)
 
 		listener_address(s->ports[i].listener, addr, sizeof(addr));
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s@%s",
-		    i ? " " : "", s->ports[i].proto->name, addr);
+		    i ? " " : "", s->ports[i].cl.ops->name, addr);
 	}
 	log_info("echoserver %s listening on %s; %d worker%s; libevent %s "
 	    "(%s); max %ld connections", VERSION, line, s->n_workers,

@@ -29,11 +29,12 @@ struct event_base;
 struct listener;
 struct server;
 
-/* A listening socket and the handler its connections get. */
+/* A listening socket and how its connections are served.  It outlives
+ * its listener: connections borrow @cl until the workers are joined. */
 struct server_port {
 	struct server *server;
 	struct listener *listener;
-	const struct proto_ops *proto;	/* static */
+	struct conn_listen cl;
 };
 
 struct server {

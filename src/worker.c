@@ -101,7 +101,7 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 				close(item.fd);
 				atomic_fetch_sub(w->cfg->conns_now, 1);
 			} else {
-				conn_new(&w->env, item.fd, item.proto);
+				conn_new(&w->env, item.fd, item.listen);
 			}
 			break;
 		case CQ_STOP:
@@ -228,7 +228,7 @@ static int worker_push(struct worker *w, struct cq_item *it)
 	return rc;
 }
 
-int worker_dispatch(struct worker *w, int fd, const struct proto_ops *proto)
+int worker_dispatch(struct worker *w, int fd, const struct conn_listen *l)
 {
 	struct cq_item *it = conn_queue_item_new(&w->queue);
 
@@ -236,7 +236,7 @@ int worker_dispatch(struct worker *w, int fd, const struct proto_ops *proto)
 		return -ENOMEM;
 	it->type = CQ_NEW_CONN;
 	it->fd = fd;
-	it->proto = proto;
+	it->listen = l;
 	return worker_push(w, it);
 }
 

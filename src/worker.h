@@ -27,7 +27,6 @@
 #include <sys/time.h>
 
 struct proto_config;
-struct proto_ops;
 
 /* Settings shared by every worker; owned by the server, read-only while
  * workers run. */
@@ -66,11 +65,11 @@ int worker_init(struct worker *w, int id, const struct worker_config *cfg);
 int worker_start(struct worker *w);
 
 /*
- * Hands the connected socket @fd to @w, to be served by the handler @proto
- * (borrowed, static).  On success the worker owns @fd; on failure
- * (-errno) the caller still does and must close it.
+ * Hands the connected socket @fd to @w, to be served as @l says
+ * (borrowed; conn.h says how long it must live).  On success the worker
+ * owns @fd; on failure (-errno) the caller still does and must close it.
  */
-int worker_dispatch(struct worker *w, int fd, const struct proto_ops *proto);
+int worker_dispatch(struct worker *w, int fd, const struct conn_listen *l);
 
 /* Asks @w to flush and close its connections, then leave its loop.
  * Returns 0 or -errno (only if the notify pipe fails).  Call once. */
