@@ -66,7 +66,8 @@ endif
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
-	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o
+	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
+	src/udp.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -187,7 +188,7 @@ tests/%.o: tests/%.c BUILD-FLAGS | need-check
 
 tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
-tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
+tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o src/udp.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
 		src/conn.o $(PROTO_OBJS) $(STORE_OBJS)
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \

@@ -88,3 +88,14 @@ void netaddr_format(const struct sockaddr *sa, char *buf, size_t size)
 		snprintf(buf, size, "(family %d)", sa->sa_family);
 	}
 }
+
+unsigned netaddr_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_port);
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)sa)->
+		    sin_port);
+	return 0;
+}

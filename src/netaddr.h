@@ -25,4 +25,7 @@ int netaddr_parse(const char *text, uint16_t default_port,
 /* Writes "host:port" for @sa (borrowed) into @buf of @size bytes. */
 void netaddr_format(const struct sockaddr *sa, char *buf, size_t size);
 
+/* The port of @sa (borrowed), IPv4 or IPv6; 0 for other families. */
+unsigned netaddr_port(const struct sockaddr *sa);
+
 #endif

@@ -35,6 +35,11 @@ enum {
 	OPT_MAX_LINE,
 	OPT_MAX_BULK,
 	OPT_MAX_MEMORY,
+	OPT_UDP_MIN_PORT,
+	OPT_UDP_ALLOW_BROADCAST,
+	OPT_UDP_RATE,
+	OPT_UDP_RATE_BYTES,
+	OPT_UDP_RATE_TABLE,
 };
 
 static const struct option long_options[] = {
@@ -56,13 +61,19 @@ static const struct option long_options[] = {
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+	{ "udp", required_argument, NULL, 'u' },
+	{ "udp-min-port", required_argument, NULL, OPT_UDP_MIN_PORT },
+	{ "udp-allow-broadcast", no_argument, NULL, OPT_UDP_ALLOW_BROADCAST },
+	{ "udp-rate", required_argument, NULL, OPT_UDP_RATE },
+	{ "udp-rate-bytes", required_argument, NULL, OPT_UDP_RATE_BYTES },
+	{ "udp-rate-table", required_argument, NULL, OPT_UDP_RATE_TABLE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
-static const char short_options[] = ":p:l:t:b:c:vqhV";
+static const char short_options[] = ":p:l:t:b:c:u:vqhV";
 
 void options_init(struct options *o)
 {
@@ -78,6 +89,7 @@ void options_init(struct options *o)
 	o->max_line = 8 * 1024;
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
 	o->log_level = LL_INFO;
+	udp_config_init(&o->udp_cfg);
 }
 
 void options_usage(FILE *out)
@@ -104,6 +116,19 @@ void options_usage(FILE *out)
 "                          most 512M)\n"
 "      --max-memory BYTES  resp's key space: writes past it get -OOM\n"
 "                          (default 0: no limit)\n"
+"  -u, --udp [ADDR:]PORT   also echo UDP datagrams (RFC 862) on PORT, of\n"
+"                          all interfaces or of ADDR (\"127.0.0.1:7\",\n"
+"                          \"[::1]:7\"); repeatable; 0 picks a port\n"
+"      --udp-min-port N    drop datagrams from source ports below N, the\n"
+"                          echo/chargen loop (default 1024; 0: off)\n"
+"      --udp-allow-broadcast  echo to broadcast, multicast and 0.0.0.0/8\n"
+"                          sources too (default: drop them)\n"
+"      --udp-rate N        echo at most N datagrams per second to one\n"
+"                          source address (default 1000; 0: no limit)\n"
+"      --udp-rate-bytes BYTES  and at most BYTES per second (default 1M;\n"
+"                          0: no limit)\n"
+"      --udp-rate-table N  source addresses tracked per worker (default\n"
+"                          4096; more are evicted, oldest first)\n"
 "  -t, --threads N         worker threads (default: the CPUs this process\n"
 "                          may run on)\n"
 "  -b, --backlog N         listen backlog (default 1024)\n"
@@ -118,7 +143,8 @@ void options_usage(FILE *out)
 "      --grace SECS        shutdown flush period (default 5)\n"
 "      --reject-message TEXT  line sent to clients over the limit\n"
 "                          (default \"ERROR too many connections\")\n"
-"      --port-file FILE    write the bound port to FILE (for scripts)\n"
+"      --port-file FILE    write the bound ports to FILE (for scripts):\n"
+"                          one line per listener, then \"udp PORT\" per -u\n"
 "  -v, --verbose           more logging; repeatable\n"
 "  -q, --quiet             less logging\n"
 "  -h, --help              this text\n"
@@ -200,6 +226,35 @@ static int parse_bytes(const char *s, uint64_t min, uint64_t max,
 }
 
 #define WATER_MAX ((uint64_t)1 << 40)
+
+/*
+ * "-u [ADDR:]PORT": a bare port is every interface, dual-stack as the
+ * default TCP listener is; an address needs its port.  netaddr_parse()
+ * fills a missing port with its default, so parsing with two defaults
+ * tells whether one was given.
+ */
+static int parse_udp(const char *text, struct options_udp *u)
+{
+	struct sockaddr_storage probe;
+	socklen_t plen;
+	size_t digits = strspn(text, "0123456789");
+
+	u->text = text;
+	if (digits && !text[digits]) {
+		long port;
+
+		if (parse_long(text, 0, 65535, &port))
+			return -1;
+		u->dual_stack = 1;
+		return netaddr_parse("::", (uint16_t)port, &u->addr,
+		    &u->addrlen);
+	}
+	u->dual_stack = 0;
+	if (netaddr_parse(text, 0, &u->addr, &u->addrlen) ||
+	    netaddr_parse(text, 1, &probe, &plen))
+		return -1;
+	return memcmp(&u->addr, &probe, plen) ? -1 : 0;
+}
 
 /* Splits "[PROTO@]ADDR[:PORT]" now that --protocol and --port are known. */
 static int resolve_listen(const struct options *o, struct options_listen *l,
@@ -329,6 +384,39 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 		case OPT_MAX_MEMORY:
 			if (parse_bytes(arg, 0, WATER_MAX, &o->max_memory))
 				goto bad_value;
+			break;
+		case 'u':
+			if (o->n_udp == OPTIONS_MAX_LISTEN) {
+				fail(err, errlen, "too many '--udp' "
+				    "addresses (at most %d)",
+				    OPTIONS_MAX_LISTEN);
+				return OPTIONS_ERROR;
+			}
+			if (parse_udp(arg, &o->udp[o->n_udp]))
+				goto bad_value;
+			o->n_udp++;
+			break;
+		case OPT_UDP_MIN_PORT:
+			if (parse_long(arg, 0, 65535, &v))
+				goto bad_value;
+			o->udp_cfg.min_src_port = (unsigned)v;
+			break;
+		case OPT_UDP_ALLOW_BROADCAST:
+			o->udp_cfg.allow_broadcast = true;
+			break;
+		case OPT_UDP_RATE:
+			if (parse_size(arg, 0, 1000000000, &o->udp_cfg.rate_pkts))
+				goto bad_value;
+			break;
+		case OPT_UDP_RATE_BYTES:
+			if (parse_size(arg, 0, WATER_MAX,
+			    &o->udp_cfg.rate_bytes))
+				goto bad_value;
+			break;
+		case OPT_UDP_RATE_TABLE:
+			if (parse_long(arg, 4, 1 << 24, &v))
+				goto bad_value;
+			o->udp_cfg.rate_table = (unsigned)v;
 			break;
 		case 'v':
 			if (o->log_level < LL_DEBUG)

@@ -6,6 +6,8 @@
 #ifndef OPTIONS_H
 #define OPTIONS_H
 
+#include "udp.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -20,6 +22,14 @@ struct options_listen {
 	const struct proto_ops *proto;	/* its handler */
 	struct sockaddr_storage addr;	/* with its port, or --port's */
 	socklen_t addrlen;
+};
+
+/* One -u, --udp [ADDR:]PORT. */
+struct options_udp {
+	const char *text;	/* as given; borrowed from argv */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int dual_stack;		/* a bare PORT: all interfaces, v4 and v6 */
 };
 
 struct options {
@@ -43,6 +53,9 @@ struct options {
 	const char *port_file;	/* borrowed; NULL: none */
 	const char *reject_message;	/* borrowed; "" sends nothing */
 	int log_level;		/* enum log_level */
+	struct options_udp udp[OPTIONS_MAX_LISTEN];	/* UDP echo */
+	int n_udp;
+	struct udp_config udp_cfg;	/* its guards */
 };
 
 enum options_result {

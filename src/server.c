@@ -8,6 +8,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "store.h"
+#include "udp.h"
 #include "common/fdlimit.h"
 #include "common/xalloc.h"
 
@@ -225,6 +226,33 @@ static int server_listen_all(struct server *s)
 	return 0;
 }
 
+/* Binds one socket per worker to the -u address @u and hands them out. */
+static int server_listen_udp(struct server *s, const struct options_udp *u)
+{
+	int fds[s->n_workers];
+	int rc = udp_bind_group((const struct sockaddr *)&u->addr,
+	    u->addrlen, u->dual_stack, s->n_workers, fds,
+	    &s->udp_bound[s->n_udp]);
+
+	if (rc) {
+		log_error("cannot listen on UDP '%s': %s", u->text,
+		    strerror(-rc));
+		return -1;
+	}
+	s->n_udp++;
+	for (int i = 0; i < s->n_workers; i++) {
+		rc = worker_add_udp(&s->workers[i], fds[i]);
+		if (rc) {
+			log_error("cannot give worker %d its UDP socket of "
+			    "'%s': %s", i, u->text, strerror(-rc));
+			while (++i < s->n_workers)
+				close(fds[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int server_init(struct server *s, const struct options *o)
 {
 	struct event_config *ec;
@@ -258,6 +286,7 @@ int server_init(struct server *s, const struct options *o)
 		.grace = o->grace,
 		.proto_cfg = &s->proto_cfg,
 		.conns_now = &s->conns_now,
+		.udp_cfg = &o->udp_cfg,
 	};
 
 	ec = event_config_new();
@@ -296,11 +325,16 @@ int server_init(struct server *s, const struct options *o)
 		if (worker_init(&s->workers[s->n_workers], s->n_workers,
 		    &s->wcfg))
 			return -1;
+	for (int i = 0; i < o->n_udp; i++)
+		if (server_listen_udp(s, &o->udp[i]))
+			return -1;
 	return 0;
 }
 
-/* The bound ports, one line per listener in --listen order.  The file
- * appears atomically, so a reader never sees it half written. */
+/* The bound ports, one line per listener in --listen order, then one
+ * "udp PORT" line per -u in order (after the TCP lines, so that readers
+ * of the plain numbers are unaffected).  The file appears atomically, so
+ * a reader never sees it half written. */
 static int write_port_file(struct server *s, const char *path)
 {
 	char tmp[4096];
@@ -312,6 +346,9 @@ static int write_port_file(struct server *s, const char *path)
 		goto fail;
 	for (int i = 0; i < s->n_ports; i++)
 		fprintf(f, "%d\n", listener_port(s->ports[i].listener));
+	for (int i = 0; i < s->n_udp; i++)
+		fprintf(f, "udp %u\n", netaddr_port(
+		    (const struct sockaddr *)&s->udp_bound[i]));
 	if (fclose(f) || rename(tmp, path))
 		goto fail;
 	return 0;
@@ -323,7 +360,7 @@ fail:
 
 static void log_startup(struct server *s)
 {
-	char line[OPTIONS_MAX_LISTEN * (NETADDR_STRLEN + 32)] = "";
+	char line[2 * OPTIONS_MAX_LISTEN * (NETADDR_STRLEN + 32)] = "";
 	size_t n = 0;
 
 	for (int i = 0; i < s->n_ports; i++) {
@@ -332,6 +369,14 @@ static void log_startup(struct server *s)
 		listener_address(s->ports[i].listener, addr, sizeof(addr));
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s@%s",
 		    i ? " " : "", s->ports[i].cl.ops->name, addr);
+	}
+	for (int i = 0; i < s->n_udp; i++) {
+		char addr[NETADDR_STRLEN];
+
+		netaddr_format((const struct sockaddr *)&s->udp_bound[i],
+		    addr, sizeof(addr));
+		n += (size_t)snprintf(line + n, sizeof(line) - n, " udp@%s",
+		    addr);
 	}
 	log_info("echoserver %s listening on %s; %d worker%s; libevent %s "
 	    "(%s); max %ld connections", VERSION, line, s->n_workers,

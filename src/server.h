@@ -8,8 +8,11 @@
  * (worker.h).  The only state shared with workers is the open-connection
  * count (an atomic) and the statistics (single-writer counters, stats.h).
  *
+ * UDP echo (-u): each worker gets its own socket of every UDP address,
+ * bound here before the workers start (udp.h).
+ *
  * Shutdown: the first SIGINT or SIGTERM closes the listeners and sends every
- * worker a STOP item; each worker flushes its clients within the grace
+ * worker a STOP item, on which it also closes its UDP sockets; each worker flushes its clients within the grace
  * period and leaves its loop; the main thread joins them all.  The signal
  * events are deleted first, which restores the default action, so a second
  * signal ends the process at once.
@@ -56,6 +59,9 @@ struct server {
 	long max_conns;
 	struct listener_stats lstats;
 	bool stopping;
+	struct sockaddr_storage udp_bound[OPTIONS_MAX_LISTEN];	/* per -u,
+						 * as bound (udp.h) */
+	int n_udp;
 };
 
 /*

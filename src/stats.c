@@ -48,7 +48,7 @@ void stats_log(const char *when, struct worker_stats *const *workers,
     int n_workers, struct listener_stats *l)
 {
 	struct worker_totals total = { 0 };
-	char line[768];
+	char line[1536];
 	size_t n;
 
 	for (int i = 0; i < n_workers; i++) {

@@ -51,7 +51,19 @@ static inline uint64_t stat_get(stat_t *s)
 	/* closed: unconsumed input over the handler's cap */		\
 	X(input_overflows, "input_overflows")				\
 	/* commands served, as the handlers count them */		\
-	X(requests, "requests")
+	X(requests, "requests")						\
+	/* UDP echo (udp.h); its bytes count in bytes_in/out too */	\
+	X(udp_in, "udp_in")		/* datagrams received */	\
+	X(udp_out, "udp_out")		/* datagrams echoed */		\
+	/* echoes dropped: the send buffer was full (EAGAIN) */	\
+	X(udp_send_drops, "udp_send_drops")				\
+	/* dropped: longer than the buffer (MSG_TRUNC) */		\
+	X(udp_truncated, "udp_truncated")				\
+	/* dropped by the guards: source port, source address */	\
+	X(udp_guard_port, "udp_guard_port")				\
+	X(udp_guard_addr, "udp_guard_addr")				\
+	/* dropped: over the per-source rate limit */			\
+	X(udp_rate_limited, "udp_rate_limited")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\

@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "udp.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -52,6 +53,7 @@ static void worker_begin_stop(struct worker *w)
 	struct conn *c, *next;
 
 	w->env.stopping = true;
+	udp_worker_close(w->udp);	/* UDP closes with the listeners */
 	for (c = w->env.conns; c; c = next) {
 		next = conn_next(c);
 		conn_close(c);
@@ -240,6 +242,18 @@ int worker_dispatch(struct worker *w, int fd, const struct conn_listen *l)
 	return worker_push(w, it);
 }
 
+int worker_add_udp(struct worker *w, int fd)
+{
+	if (!w->udp)
+		w->udp = udp_worker_new(w->env.base, w->cfg->udp_cfg,
+		    &w->env.stats);
+	if (!w->udp) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return udp_worker_add(w->udp, fd);
+}
+
 int worker_stop(struct worker *w)
 {
 	struct cq_item *it = w->stop_item;
@@ -278,6 +292,7 @@ void worker_release(struct worker *w)
 		event_free(w->notify_event);
 	if (w->grace_timer)
 		event_free(w->grace_timer);
+	udp_worker_free(w->udp);
 	if (w->env.base)
 		event_base_free(w->env.base);
 	if (w->notify_recv >= 0)

@@ -27,6 +27,8 @@
 #include <sys/time.h>
 
 struct proto_config;
+struct udp_config;
+struct udp_worker;
 
 /* Settings shared by every worker; owned by the server, read-only while
  * workers run. */
@@ -38,6 +40,7 @@ struct worker_config {
 	double grace;		/* seconds to flush at shutdown */
 	const struct proto_config *proto_cfg;	/* the handlers' settings */
 	_Atomic long *conns_now;	/* open connections, server-wide */
+	const struct udp_config *udp_cfg;	/* UDP echo's guards */
 };
 
 struct worker {
@@ -55,6 +58,7 @@ struct worker {
 	struct conn_env env;	/* its event_base, connections, scratch
 				 * buffers, timeouts and counters
 				 * (conn.h) */
+	struct udp_worker *udp;	/* its UDP sockets; NULL: none (udp.h) */
 };
 
 /* Sets up @w (caller's storage) with its base, queue and pipe; @cfg is
@@ -70,6 +74,13 @@ int worker_start(struct worker *w);
  * owns @fd; on failure (-errno) the caller still does and must close it.
  */
 int worker_dispatch(struct worker *w, int fd, const struct conn_listen *l);
+
+/*
+ * Gives @w the bound UDP socket @fd to echo on (udp.h), which @w takes
+ * over, also on failure (-errno).  Only before worker_start(); the
+ * socket closes when the worker stops.
+ */
+int worker_add_udp(struct worker *w, int fd);
 
 /* Asks @w to flush and close its connections, then leave its loop.
  * Returns 0 or -errno (only if the notify pipe fails).  Call once. */
