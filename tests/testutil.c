@@ -358,6 +358,11 @@ void test_server_start_ex(struct test_server *ts, const char *const *args,
 			while (ts->n_ports < TEST_SERVER_MAX_PORTS &&
 			    fscanf(f, "%d", &ts->ports[ts->n_ports]) == 1)
 				ts->n_ports++;
+			/* The "udp PORT" lines follow the TCP ones. */
+			while (ts->n_udp_ports < TEST_SERVER_MAX_PORTS &&
+			    fscanf(f, " udp %d",
+			    &ts->udp_ports[ts->n_udp_ports]) == 1)
+				ts->n_udp_ports++;
 			fclose(f);
 			ck_assert_msg(ts->n_ports > 0, "unreadable port file");
 			ts->port = ts->ports[0];

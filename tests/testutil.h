@@ -130,6 +130,8 @@ struct test_server {
 	int n_ports;
 	char dir[64];		/* private temp dir for the port and log files */
 	char log_path[96];	/* the server's stderr */
+	int udp_ports[TEST_SERVER_MAX_PORTS];	/* every -u's, in order */
+	int n_udp_ports;
 };
 
 /*
