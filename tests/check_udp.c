@@ -307,8 +307,10 @@ START_TEST(test_udp_loop_guard_drops_privileged_source_ports)
 	    "probe", 5), 5);
 	ck_assert_int_eq(udp_recv(probe, buf, sizeof(buf), 20000, NULL), 5);
 	ck_assert_int_eq(udp_drain(priv), 0);
-	ck_assert_int_eq(live_stat("total", "udp_guard_port"), 1);
-	ck_assert_int_eq(live_stat("total", "udp_out"), 1);
+	ck_assert(test_server_wait_stat(&server, "udp_guard_port", 1,
+	    now_ms() + 20000));
+	ck_assert(test_server_wait_stat(&server, "udp_out", 1,
+	    now_ms() + 20000));
 	free(test_server_stop_clean(&server));
 	test_server_cleanup(&server);
 
@@ -428,6 +430,8 @@ START_TEST(test_udp_rate_table_evicts_instead_of_growing)
 		close(fd);
 	}
 	ck_assert_int_eq(echoed, 96);
+	ck_assert(test_server_wait_stat(&server, "udp_out", 96,
+	    now_ms() + 20000));
 	ck_assert_int_eq(live_stat("total", "udp_rate_limited"), 0);
 	free(test_server_stop_clean(&server));
 }
@@ -456,7 +460,10 @@ START_TEST(test_udp_every_worker_socket_echoes)
 		    NULL), 6);
 		close(fds[i]);
 	}
-	ck_assert_int_eq(live_stat("total", "udp_out"), SENDERS);
+	/* The counters move just after the echoes leave (udp.c), so
+	 * wait for them rather than read them once. */
+	ck_assert(test_server_wait_stat(&server, "udp_out", SENDERS,
+	    now_ms() + 20000));
 	log = test_server_log(&server);
 	printf("udp: %d senders over 2 workers: %ld and %ld\n", SENDERS,
 	    test_stat(log, "now", "worker 0", "udp_in"),
