@@ -83,6 +83,7 @@ PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
 
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
+	src/echobench/udpgen.o \
 	src/echobench/histogram.o src/common/xalloc.o src/common/procstat.o \
 	src/common/parse.o src/common/fdlimit.o
 
@@ -103,7 +104,7 @@ TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
-BENCH_PEERS = bench/peer_bufferevent bench/peer_seed \
+BENCH_PEERS = bench/peer_bufferevent bench/peer_seed bench/peer_udp \
 	bench/peer_epoll
 
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
@@ -198,7 +199,8 @@ tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
 # The guard classifier is called directly, so udp.o links in too.
-tests/check_udp: tests/check_udp.o $(TESTUTIL) src/udp.o src/log.o
+tests/check_udp: tests/check_udp.o $(TESTUTIL) src/udp.o src/log.o \
+		| echobench
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
@@ -377,6 +379,15 @@ bench-resp: echoserver
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/resp.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_RESP_ARGS)
 
+# UDP echo (echobench --udp) against the thin recvmmsg echo bench/peer_udp
+# (bench/udp.py), both placements, interleaved: docs/benchmarks-udp.md,
+# under the same lock.  About 6 minutes; BENCH_QUICK=1 about 1.5 (into
+# tests/tmp/bench/ unless BENCH_UDP_ARGS has --out).
+BENCH_UDP_ARGS =
+bench-udp: echoserver echobench bench/peer_udp
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/udp.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_UDP_ARGS)
+
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(GLIB_CFLAGS) -MMD -MP -c -o $@ $<
@@ -429,6 +440,7 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
-	stress-leaks run bench bench-resp bench-workqueue install uninstall \
+	stress-leaks run bench bench-resp bench-udp bench-workqueue install \
+	uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE

@@ -4,7 +4,8 @@
  * echo from 1 byte to the largest datagram IPv4 and IPv6 carry, the
  * zero-length reply, the loop guard on privileged source ports, the
  * per-source rate limit and its recovery, SO_REUSEPORT spreading over the
- * workers, clean shutdown, and the option errors.  The source-address
+ * workers, clean shutdown, the option errors, and echobench --udp
+ * against the server and against a fake that drops or corrupts.  The source-address
  * guard is tested on the classifier itself: Linux drops datagrams with a
  * broadcast, multicast or 0/8 source as martians before any socket sees
  * them, so no real datagram can reach it here.
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -659,6 +661,153 @@ START_TEST(test_udp_guard_options_turn_each_guard_off)
 }
 END_TEST
 
+/* --- echobench --udp ------------------------------------------------ */
+
+enum fake_fault {
+	FAKE_DROP,	/* echo all but every 5th datagram */
+	FAKE_FLIP,	/* flip a byte of the 3rd datagram */
+};
+
+struct fake_udp {
+	int fd;
+	int port;
+	enum fake_fault fault;
+	pthread_t tid;
+};
+
+static void *fake_udp_run(void *arg)
+{
+	struct fake_udp *f = arg;
+	char buf[65536];
+	unsigned long n = 0;
+
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t slen = sizeof(ss);
+		ssize_t len = recvfrom(f->fd, buf, sizeof(buf), 0,
+		    (struct sockaddr *)&ss, &slen);
+
+		if (len < 0)
+			return NULL;	/* shut down */
+		if (len == 1 && buf[0] == 'q')
+			return NULL;
+		n++;
+		if (f->fault == FAKE_DROP && n % 5 == 0)
+			continue;
+		if (f->fault == FAKE_FLIP && n == 3 && len > 20)
+			buf[20] ^= 0x40;
+		sendto(f->fd, buf, (size_t)len, 0, (struct sockaddr *)&ss,
+		    slen);
+	}
+}
+
+static void fake_udp_start(struct fake_udp *f, enum fake_fault fault)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	f->fd = udp_client("127.0.0.1");
+	f->fault = fault;
+	ck_assert_int_eq(getsockname(f->fd, (struct sockaddr *)&sin, &len),
+	    0);
+	f->port = ntohs(sin.sin_port);
+	ck_assert_int_eq(pthread_create(&f->tid, NULL, fake_udp_run, f), 0);
+}
+
+static void fake_udp_stop(struct fake_udp *f)
+{
+	int fd = udp_client("127.0.0.1");
+
+	ck_assert_int_eq(udp_send_to(fd, "127.0.0.1", f->port, "q", 1), 1);
+	pthread_join(f->tid, NULL);
+	close(fd);
+	close(f->fd);
+}
+
+/* Runs ./echobench --udp on @port with @opts; returns its JSON line and
+ * its exit status in *@status.  Caller frees. */
+static char *echobench_udp(int port, const char *opts, int *status)
+{
+	char cmd[512];
+	const char *prog = getenv("ECHOBENCH") ? getenv("ECHOBENCH") :
+	    "./echobench";
+	char *out;
+
+	snprintf(cmd, sizeof(cmd), "%s --udp -q --json -p %d %s", prog, port,
+	    opts);
+	out = test_shell(cmd, status);
+	return out;
+}
+
+static double json_number(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+/* The real server, a window that fits its socket buffer and a loss
+ * timeout long enough for valgrind: every datagram comes back. */
+START_TEST(test_echobench_udp_counts_no_loss_against_echoserver)
+{
+	const char *args[] = { "-u", "127.0.0.1:0", "--udp-rate", "0",
+		"--udp-rate-bytes", "0", NULL };
+	char *out;
+	int status;
+
+	test_server_start(&server, args);
+	out = echobench_udp(server.udp_ports[0], "-c 4 -D 8 -s 100 -d 0.5 "
+	    "-w 0.1 --loss-timeout 5", &status);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s",
+	    out);
+	ck_assert_msg(json_number(out, "echoed") > 0, "%s", out);
+	ck_assert_msg(json_number(out, "lost") == 0, "%s", out);
+	ck_assert_msg(json_number(out, "errors") == 0, "%s", out);
+	free(out);
+	free(test_server_stop_clean(&server));
+}
+END_TEST
+
+START_TEST(test_echobench_udp_counts_the_datagrams_a_server_drops)
+{
+	struct fake_udp f;
+	char *out;
+	int status;
+
+	fake_udp_start(&f, FAKE_DROP);
+	out = echobench_udp(f.port, "-c 2 -D 4 -d 0.5 -w 0.1 "
+	    "--loss-timeout 0.05", &status);
+	fake_udp_stop(&f);
+	/* Losses are UDP's nature, not an error of the echo. */
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s",
+	    out);
+	ck_assert_msg(json_number(out, "lost") > 0, "%s", out);
+	ck_assert_msg(json_number(out, "loss") > 0.05 &&
+	    json_number(out, "loss") < 0.5, "%s", out);
+	ck_assert_msg(json_number(out, "errors") == 0, "%s", out);
+	free(out);
+}
+END_TEST
+
+START_TEST(test_echobench_udp_reports_a_corrupted_byte)
+{
+	struct fake_udp f;
+	char *out;
+	int status;
+
+	fake_udp_start(&f, FAKE_FLIP);
+	out = echobench_udp(f.port, "-c 1 -D 1 -s 64 -d 0.3 -w 0", &status);
+	fake_udp_stop(&f);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s",
+	    out);
+	ck_assert_msg(json_number(out, "errors") >= 1, "%s", out);
+	free(out);
+}
+END_TEST
+
 static Suite *udp_suite(void)
 {
 	Suite *s = suite_create("udp");
@@ -693,6 +842,15 @@ static Suite *udp_suite(void)
 	tcase_add_test(tc, test_udp_sigterm_closes_the_sockets_and_exits_clean);
 	tcase_add_test(tc, test_udp_bad_options_fail_with_one_clear_line);
 	tcase_add_test(tc, test_udp_port_in_use_fails_start_up);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("echobench");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_echobench_udp_counts_no_loss_against_echoserver);
+	tcase_add_test(tc,
+	    test_echobench_udp_counts_the_datagrams_a_server_drops);
+	tcase_add_test(tc, test_echobench_udp_reports_a_corrupted_byte);
 	suite_add_tcase(s, tc);
 	return s;
 }

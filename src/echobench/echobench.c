@@ -9,6 +9,7 @@
  */
 #include "histogram.h"
 #include "loadgen.h"
+#include "udpgen.h"
 #include "common/fdlimit.h"
 #include "common/parse.h"
 #include "common/procstat.h"
@@ -44,6 +45,8 @@ struct bench_options {
 	long pid;
 	int json;
 	int quiet;
+	int udp;		/* --udp: flows of datagrams (udpgen.h) */
+	double loss_timeout;	/* --udp: seconds until counted lost */
 };
 
 /* What the main thread measures around the measuring phase. */
@@ -92,6 +95,12 @@ static void usage(FILE *f)
 "                        (default: move on when one runs out of ports)\n"
 "      --pid PID         the server's pid: report its CPU per message\n"
 "                        and RSS per connection from /proc\n"
+"      --udp             UDP echo instead: -c flows (default 4), each\n"
+"                        keeping -D datagrams (default 16) of -s bytes\n"
+"                        (8 to 65507) in flight; reports datagrams/s and\n"
+"                        the datagrams lost\n"
+"      --loss-timeout SECS  --udp: a datagram not echoed by then is lost\n"
+"                        (default 0.2)\n"
 "      --json            print the summary as JSON\n"
 "  -q, --quiet           no progress line\n"
 "  -h, --help            this help\n"
@@ -168,7 +177,8 @@ static double parse_seconds(const char *opt, const char *val, double min)
 
 static void parse_options(int argc, char **argv, struct bench_options *o)
 {
-	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON, OPT_OPEN_TIMEOUT };
+	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON, OPT_OPEN_TIMEOUT,
+		OPT_UDP, OPT_LOSS_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -184,6 +194,9 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		{ "sources", required_argument, NULL, OPT_SOURCES },
 		{ "pid", required_argument, NULL, OPT_PID },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "udp", no_argument, NULL, OPT_UDP },
+		{ "loss-timeout", required_argument, NULL,
+		    OPT_LOSS_TIMEOUT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -205,6 +218,7 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 	o->warmup = 1;
 	o->open_timeout = -1;
 	o->pid = -1;
+	o->loss_timeout = 0.2;
 	while ((ch = getopt_long(argc, argv, "m:a:p:c:s:D:d:w:t:qhV",
 	    longopts, NULL)) != -1) {
 		switch (ch) {
@@ -267,6 +281,13 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		case OPT_JSON:
 			o->json = 1;
 			break;
+		case OPT_UDP:
+			o->udp = 1;
+			break;
+		case OPT_LOSS_TIMEOUT:
+			o->loss_timeout = parse_seconds("--loss-timeout",
+			    optarg, 0.001);
+			break;
 		case 'q':
 			o->quiet = 1;
 			break;
@@ -285,6 +306,24 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		fprintf(stderr, "echobench: unexpected argument '%s'\n",
 		    argv[optind]);
 		exit(EX_USAGE);
+	}
+	if (o->udp) {
+		if (o->mode != LOADGEN_PINGPONG) {
+			fprintf(stderr, "echobench: '--udp' takes no "
+			    "'--mode'\n");
+			exit(EX_USAGE);
+		}
+		if (!conns_set)
+			o->conns = 4;
+		if (!depth_set)
+			o->depth = 16;
+		if (o->size < UDPGEN_MIN_SIZE || o->size > UDPGEN_MAX_SIZE) {
+			fprintf(stderr, "echobench: invalid value '%u' for "
+			    "'--size': a UDP datagram here is %d to %d "
+			    "bytes\n", o->size, UDPGEN_MIN_SIZE,
+			    UDPGEN_MAX_SIZE);
+			exit(EX_USAGE);
+		}
 	}
 	if (o->mode == LOADGEN_BULK) {
 		if (!size_set)
@@ -511,6 +550,162 @@ static void print_summary(const struct bench_options *o,
 	printf("  errors      %llu\n", (unsigned long long)r->end.errors);
 }
 
+/* The sum of every udpgen's counters. */
+static void sum_udp(struct udpgen **ugs, unsigned n,
+    struct udpgen_counters *sum)
+{
+	struct udpgen_counters c;
+
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < n; i++) {
+		udpgen_counters(ugs[i], &c);
+		sum->sent += c.sent;
+		sum->echoed += c.echoed;
+		sum->lost += c.lost;
+		sum->late += c.late;
+		sum->errors += c.errors;
+		sum->ready += c.ready;
+	}
+}
+
+/* Sleeps until @until, or until every flow is ready when @flows > 0;
+ * returns early on a signal. */
+static void udp_wait(struct udpgen **ugs, unsigned n, double until,
+    unsigned flows)
+{
+	struct udpgen_counters c;
+
+	while (!interrupted && now_s() < until) {
+		if (flows) {
+			sum_udp(ugs, n, &c);
+			if (c.ready >= flows)
+				return;
+		}
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+}
+
+/*
+ * --udp: the flows through the same phases as the TCP modes.  Loss is
+ * the share of datagrams sent while measuring that were counted lost,
+ * so a server that drops under load shows it next to its rate.
+ */
+static int run_udp(const struct bench_options *o)
+{
+	struct udpgen_config cfg = {
+		.size = o->size,
+		.window = o->depth,
+		.loss_timeout = o->loss_timeout,
+		.phase = &phase,
+	};
+	struct udpgen **ugs = xcalloc(o->threads, sizeof(*ugs));
+	pthread_t *tids = xcalloc(o->threads, sizeof(*tids));
+	struct udpgen_counters a, b, fin;
+	struct histogram hist;
+	double t0, t, secs, cpu0, scpu0 = -1, scpu = -1, pps, loss;
+	unsigned i;
+
+	cfg.target.sin_family = AF_INET;
+	cfg.target.sin_port = htons((uint16_t)o->port);
+	inet_pton(AF_INET, o->addr, &cfg.target.sin_addr);
+	histogram_init(&hist);
+	for (i = 0; i < o->threads; i++)
+		ugs[i] = udpgen_new(&cfg, o->conns / o->threads +
+		    (i < o->conns % o->threads ? 1 : 0));
+	t0 = now_s();
+	for (i = 0; i < o->threads; i++)
+		if ((errno = pthread_create(&tids[i], NULL, udpgen_run,
+		    ugs[i])) != 0) {
+			fprintf(stderr, "echobench: pthread_create: %s\n",
+			    strerror(errno));
+			exit(1);
+		}
+	udp_wait(ugs, o->threads, t0 + o->open_timeout, o->conns);
+	sum_udp(ugs, o->threads, &a);
+	if (a.ready < o->conns && !interrupted)
+		fprintf(stderr, "echobench: only %llu of %u flows echoed "
+		    "within %.0f s\n", (unsigned long long)a.ready, o->conns,
+		    now_s() - t0);
+	if (a.ready == 0)
+		interrupted = 1;
+	set_phase(LOADGEN_WARMUP);
+	udp_wait(ugs, o->threads, now_s() + o->warmup, 0);
+	sum_udp(ugs, o->threads, &a);
+	cpu0 = self_cpu_s();
+	if (o->pid > 0)
+		scpu0 = procstat_cpu_seconds((pid_t)o->pid);
+	t = now_s();
+	set_phase(LOADGEN_MEASURE);
+	udp_wait(ugs, o->threads, t + o->duration, 0);
+	/* Datagrams sent while measuring are still in flight now; their
+	 * fate is known a loss timeout later, so wait for it before the
+	 * second snapshot of lost and late, but not of echoed. */
+	sum_udp(ugs, o->threads, &b);
+	secs = now_s() - t;
+	cpu0 = self_cpu_s() - cpu0;
+	if (scpu0 >= 0) {
+		double s1 = procstat_cpu_seconds((pid_t)o->pid);
+
+		scpu = s1 >= 0 ? s1 - scpu0 : -1;
+	}
+	set_phase(LOADGEN_DRAIN);
+	for (i = 0; i < o->threads; i++) {
+		pthread_join(tids[i], NULL);
+		histogram_merge(&hist, udpgen_histogram(ugs[i]));
+	}
+	sum_udp(ugs, o->threads, &fin);
+	pps = (double)(b.echoed - a.echoed) / (secs > 0 ? secs : 1);
+	loss = b.sent > a.sent ? (double)(fin.lost - a.lost) /
+	    (double)(fin.sent - a.sent) : 0;
+	if (o->json) {
+		printf("{\"mode\":\"udp\",\"flows\":%u,\"size\":%u,"
+		    "\"window\":%u,\"threads\":%u,\"duration\":%.3f,"
+		    "\"sent\":%llu,\"echoed\":%llu,\"lost\":%llu,"
+		    "\"late\":%llu,\"pkts_per_sec\":%.1f,\"loss\":%.6f,"
+		    "\"latency_us\":{\"mean\":%.2f,\"p50\":%.2f,"
+		    "\"p99\":%.2f,\"max\":%.2f},\"client_cpu_s\":%.3f,",
+		    o->conns, o->size, o->depth, o->threads, secs,
+		    (unsigned long long)(b.sent - a.sent),
+		    (unsigned long long)(b.echoed - a.echoed),
+		    (unsigned long long)(fin.lost - a.lost),
+		    (unsigned long long)(fin.late - a.late), pps, loss,
+		    histogram_mean(&hist) / 1000.0,
+		    us(histogram_percentile(&hist, 50)),
+		    us(histogram_percentile(&hist, 99)),
+		    us(histogram_percentile(&hist, 100)), cpu0);
+		if (scpu >= 0)
+			printf("\"server_cpu_s\":%.3f,", scpu);
+		printf("\"errors\":%llu}\n",
+		    (unsigned long long)fin.errors);
+	} else {
+		printf("echobench: udp, %u flows, %u B datagrams, window %u, "
+		    "%u thread%s\n", o->conns, o->size, o->depth, o->threads,
+		    o->threads == 1 ? "" : "s");
+		printf("  measured    %.2f s after %.2f s of warm-up\n", secs,
+		    o->warmup);
+		printf("  datagrams/s %.0f\n", pps);
+		printf("  sent        %llu, lost %llu (%.4f%%), late %llu\n",
+		    (unsigned long long)(b.sent - a.sent),
+		    (unsigned long long)(fin.lost - a.lost), loss * 100,
+		    (unsigned long long)(fin.late - a.late));
+		printf("  latency us  p50 %.1f  p99 %.1f  max %.1f\n",
+		    us(histogram_percentile(&hist, 50)),
+		    us(histogram_percentile(&hist, 99)),
+		    us(histogram_percentile(&hist, 100)));
+		printf("  client cpu  %.2f s\n", cpu0);
+		if (scpu >= 0)
+			printf("  server cpu  %.2f s\n", scpu);
+		printf("  errors      %llu\n", (unsigned long long)fin.errors);
+	}
+	for (i = 0; i < o->threads; i++)
+		udpgen_free(ugs[i]);
+	free(ugs);
+	free(tids);
+	if (interrupted && a.ready)
+		return 130;
+	return fin.errors || !a.ready ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_options o;
@@ -532,6 +727,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	if (o.udp)
+		return run_udp(&o);
 	loadgen_pattern_init();
 
 	memset(&cfg, 0, sizeof(cfg));
