@@ -441,6 +441,5 @@ distclean: clean
 
 .PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
 	stress-leaks run bench bench-resp bench-udp bench-workqueue install \
-	uninstall \
-	install-workqueue uninstall-workqueue clean distclean deps \
+	uninstall install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE

@@ -48,10 +48,10 @@ PLACEMENTS = ('unpinned', 'pinned')
 # 4-tuples to spread over the workers, each keeping a window in flight
 # that fits the default socket buffers.
 SIZES = [
-    ('64', '64 B datagrams, 16 flows x 32 in flight',
-     ['-s', '64', '-c', '16', '-D', '32']),
-    ('1400', '1400 B datagrams, 16 flows x 8 in flight',
-     ['-s', '1400', '-c', '16', '-D', '8']),
+    ('64', '64 B datagrams, 16 flows x 16 in flight',
+     ['-s', '64', '-c', '16', '-D', '16']),
+    ('1400', '1400 B datagrams, 16 flows x 4 in flight',
+     ['-s', '1400', '-c', '16', '-D', '4']),
 ]
 
 

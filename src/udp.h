@@ -9,7 +9,8 @@
  * DESIGN
  * Threads: each worker owns one socket per --udp address, all bound to the
  * same address with SO_REUSEPORT, so the kernel spreads datagrams over the
- * workers by a hash of the 4-tuple.  The server binds the group with
+ * workers by a hash of the 4-tuple (one sender stays on one socket:
+ * docs/design.md, fact U3).  The server binds the group with
  * udp_bind_group() on the main thread before the workers start and hands
  * each worker its socket (worker_add_udp(), worker.h); from then on only
  * that worker touches the socket, its event, the batch buffers and the
@@ -19,7 +20,8 @@
  * UDP_BATCH into per-worker buffers of UDP_MAX_DATAGRAM each, and the
  * accepted datagrams are echoed with one sendmmsg per batch.  UDP has no
  * backpressure: when the socket's send buffer is full (EAGAIN) the rest
- * of the batch is dropped and counted, and the reactor never blocks.
+ * of the batch is dropped and counted, and the reactor never blocks
+ * (fact U5 says how sendmmsg reports a failure mid-batch).
  *
  * Memory: the rate table is a fixed-size set-associative hash per worker;
  * a flood of spoofed sources evicts entries instead of growing it.
@@ -44,7 +46,7 @@ struct udp_worker;
 #define UDP_BATCH 32
 /* The largest datagram the buffers take: a UDP length field's maximum.
  * IPv4 carries at most 65507 bytes of payload, IPv6 65527 (without
- * jumbograms, which loopback and Ethernet do not use). */
+ * jumbograms, which loopback and Ethernet do not use; fact U4). */
 #define UDP_MAX_DATAGRAM 65536
 
 /* The guards and their limits; owned by the server, read-only while the
@@ -78,7 +80,9 @@ enum udp_verdict {
  * sources, and IPv4-mapped IPv6 ones (::ffff:a.b.c.d, as a dual-stack
  * socket reports IPv4 senders), are dropped when they are 0.0.0.0/8,
  * 224.0.0.0/4 (multicast) or 240.0.0.0/4 (which holds 255.255.255.255);
- * IPv6 sources when multicast (ff00::/8) or unspecified (::).
+ * IPv6 sources when multicast (ff00::/8) or unspecified (::).  Linux
+ * drops most of these itself (docs/design.md, fact U2); this is the
+ * second line.
  */
 enum udp_verdict udp_guard_source(const struct udp_config *cfg,
     const struct sockaddr *sa);
