@@ -199,7 +199,7 @@ tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
 # The guard classifier is called directly, so udp.o links in too.
-tests/check_udp: tests/check_udp.o $(TESTUTIL) src/udp.o src/log.o \
+tests/check_udp: tests/check_udp.o $(TESTUTIL) src/udp.o src/log.o src/netaddr.o \
 		| echobench
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)

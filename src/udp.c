@@ -6,6 +6,7 @@
 #include "udp.h"
 
 #include "log.h"
+#include "netaddr.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -113,8 +114,9 @@ static int udp_setopt(int fd, int level, int name, int value)
 	return setsockopt(fd, level, name, &value, sizeof(value)) ? -errno : 0;
 }
 
+/* A bound socket, or -errno; @reuseport: join the address's group. */
 static int udp_bind_one(const struct sockaddr *sa, socklen_t len,
-    int dual_stack)
+    int dual_stack, int reuseport)
 {
 	int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
@@ -122,7 +124,7 @@ static int udp_bind_one(const struct sockaddr *sa, socklen_t len,
 
 	if (fd < 0)
 		return -errno;
-	rc = udp_setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+	rc = udp_setopt(fd, SOL_SOCKET, SO_REUSEPORT, reuseport);
 	if (!rc && sa->sa_family == AF_INET6)
 		rc = udp_setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, !dual_stack);
 	if (!rc && bind(fd, sa, len))
@@ -142,8 +144,20 @@ int udp_bind_group(const struct sockaddr *sa, socklen_t len, int dual_stack,
 	int i, rc = 0;
 
 	memcpy(&addr, sa, len);
+	if (netaddr_port(sa)) {
+		/* A group of another process of the same user would take
+		 * us in silently and split the traffic with us: first make
+		 * sure the port is free, with a socket that joins no group.
+		 * The group binds just after, so the window is small. */
+		rc = udp_bind_one(sa, len, dual_stack, 0);
+		if (rc < 0 && !(rc == -EAFNOSUPPORT && dual_stack))
+			return rc;
+		if (rc >= 0)
+			close(rc);
+	}
 	for (i = 0; i < n; i++) {
-		rc = udp_bind_one((struct sockaddr *)&addr, alen, dual_stack);
+		rc = udp_bind_one((struct sockaddr *)&addr, alen, dual_stack,
+		    1);
 		if (rc == -EAFNOSUPPORT && i == 0 && dual_stack) {
 			/* No IPv6 in this kernel: all of IPv4 instead, as
 			 * the TCP default listener does. */
@@ -155,7 +169,8 @@ int udp_bind_group(const struct sockaddr *sa, socklen_t len, int dual_stack,
 			sin->sin_family = AF_INET;
 			sin->sin_port = port;
 			alen = sizeof(*sin);
-			rc = udp_bind_one((struct sockaddr *)&addr, alen, 0);
+			rc = udp_bind_one((struct sockaddr *)&addr, alen, 0,
+			    1);
 		}
 		if (rc < 0)
 			goto fail;
@@ -273,8 +288,10 @@ static bool udp_rate_allow(struct udp_worker *uw, const struct sockaddr *sa,
 	if ((cfg->rate_pkts && r->pkts < 1) ||
 	    (cfg->rate_bytes && r->bytes < (double)len))
 		return false;
-	r->pkts -= 1;
-	r->bytes -= (double)len;
+	if (cfg->rate_pkts)
+		r->pkts -= 1;
+	if (cfg->rate_bytes)
+		r->bytes -= (double)len;
 	return true;
 }
 

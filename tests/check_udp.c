@@ -572,6 +572,36 @@ START_TEST(test_udp_port_in_use_fails_start_up)
 }
 END_TEST
 
+/* Another process's SO_REUSEPORT socket on the port: echoserver must not
+ * join its group (the kernel would let it, for the same user) and split
+ * the traffic, but refuse to start. */
+START_TEST(test_udp_port_in_a_reuseport_group_fails_start_up)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	char addr[64], want[128], *err = NULL;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), one = 1;
+	int status;
+	const char *args[] = { "-l", "127.0.0.1", "-p", "0", "-u", addr,
+		NULL };
+
+	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof(one)), 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sin.sin_port));
+	status = run_echoserver(args, &err);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	    "status %d: %s", status, err);
+	snprintf(want, sizeof(want), "cannot listen on UDP '%s': Address "
+	    "already in use", addr);
+	ck_assert_msg(strstr(err, want), "%s", err);
+	free(err);
+	close(fd);
+}
+END_TEST
+
 static struct sockaddr_storage sa4(const char *ip, int port)
 {
 	struct sockaddr_storage ss = { 0 };
@@ -842,6 +872,7 @@ static Suite *udp_suite(void)
 	tcase_add_test(tc, test_udp_sigterm_closes_the_sockets_and_exits_clean);
 	tcase_add_test(tc, test_udp_bad_options_fail_with_one_clear_line);
 	tcase_add_test(tc, test_udp_port_in_use_fails_start_up);
+	tcase_add_test(tc, test_udp_port_in_a_reuseport_group_fails_start_up);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("echobench");
