@@ -260,6 +260,9 @@ int server_init(struct server *s, const struct options *o)
 	memset(s, 0, sizeof(*s));
 	s->opts = o;
 	s->max_conns = default_max_conns(o->threads);
+	/* Every worker holds a socket of each -u address. */
+	if (s->max_conns > (long)o->n_udp * o->threads)
+		s->max_conns -= (long)o->n_udp * o->threads;
 	if (o->max_conns)
 		s->max_conns = o->max_conns;
 	s->started = monotonic_seconds();
