@@ -381,7 +381,8 @@ bench-resp: echoserver
 
 # UDP echo (echobench --udp) against the thin recvmmsg echo bench/peer_udp
 # (bench/udp.py), both placements, interleaved: docs/benchmarks-udp.md,
-# under the same lock.  About 6 minutes; BENCH_QUICK=1 about 1.5 (into
+# under the same lock.  About 7 minutes (5 rounds of 5 s, estimated from
+# the quick run); BENCH_QUICK=1 took 93 s (into
 # tests/tmp/bench/ unless BENCH_UDP_ARGS has --out).
 BENCH_UDP_ARGS =
 bench-udp: echoserver echobench bench/peer_udp
