@@ -41,6 +41,14 @@ struct udp_socket {
 	int fd;
 	struct event *ev;
 	struct udp_worker *uw;
+	bool pktinfo;		/* wildcard-bound: reply from the address
+				 * each datagram was sent to */
+};
+
+/* Room for one IP_PKTINFO or IPV6_PKTINFO control message. */
+union udp_ctl {
+	char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	struct cmsghdr align;
 };
 
 struct udp_worker {
@@ -53,6 +61,7 @@ struct udp_worker {
 	struct mmsghdr rx[UDP_BATCH], tx[UDP_BATCH];
 	struct iovec rx_iov[UDP_BATCH], tx_iov[UDP_BATCH];
 	struct sockaddr_storage names[UDP_BATCH];
+	union udp_ctl rx_ctl[UDP_BATCH], tx_ctl[UDP_BATCH];
 	struct udp_rate *rates;	/* n_sets * UDP_RATE_WAYS; NULL: no limit */
 	unsigned n_sets;
 	uint64_t seed[2];	/* keys the set hash, so that a sender
@@ -296,6 +305,63 @@ static bool udp_rate_allow(struct udp_worker *uw, const struct sockaddr *sa,
 }
 
 /*
+ * The control message that makes a reply leave from the local address
+ * the datagram @rx was sent to, written to @ctl; returns its length, 0
+ * for none.  Without it, a socket bound to a wildcard address replies
+ * from whatever address routing picks, which on a host with several
+ * addresses need not be the one the client sent to, and a connected
+ * client drops the echo.  For IPv4 the kernel already computed a unicast
+ * source fit for a reply (ipi_spec_dst); IPv6 gives the destination
+ * itself (also for IPv4 on a dual-stack socket, as IPv4-mapped), which
+ * is no source when it is multicast or broadcast: then routing picks.
+ */
+static size_t udp_reply_source(const struct msghdr *rx, union udp_ctl *ctl)
+{
+	struct msghdr tx = { .msg_control = ctl->buf,
+		.msg_controllen = sizeof(ctl->buf) };
+	struct cmsghdr *out = CMSG_FIRSTHDR(&tx);
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)rx); c;
+	    c = CMSG_NXTHDR((struct msghdr *)rx, c)) {
+		if (c->cmsg_level == IPPROTO_IP &&
+		    c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			pi.ipi_ifindex = 0;	/* let routing pick */
+			pi.ipi_addr.s_addr = 0;
+			out->cmsg_level = IPPROTO_IP;
+			out->cmsg_type = IP_PKTINFO;
+			out->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(out), &pi, sizeof(pi));
+			return CMSG_SPACE(sizeof(pi));
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 &&
+		    c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			uint32_t v4;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			memcpy(&v4, &pi.ipi6_addr.s6_addr[12], sizeof(v4));
+			if (IN6_IS_ADDR_MULTICAST(&pi.ipi6_addr) ||
+			    (IN6_IS_ADDR_V4MAPPED(&pi.ipi6_addr) &&
+			    udp_bad_ipv4(ntohl(v4))))
+				return 0;
+			/* The interface matters only for a link-local
+			 * address, whose scope it is. */
+			if (!IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
+				pi.ipi6_ifindex = 0;
+			out->cmsg_level = IPPROTO_IPV6;
+			out->cmsg_type = IPV6_PKTINFO;
+			out->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(out), &pi, sizeof(pi));
+			return CMSG_SPACE(sizeof(pi));
+		}
+	}
+	return 0;
+}
+
+/*
  * Sends the @n datagrams gathered in uw->tx.  A datagram the kernel
  * refuses (sendmmsg reports it on the next call) is skipped and counted
  * as an error; a full send buffer (EAGAIN) drops the rest of the batch,
@@ -334,15 +400,19 @@ static void udp_send(struct udp_worker *uw, int fd, int n)
 
 /* Reads up to UDP_BATCH datagrams and echoes those that pass.  Returns
  * the number read, 0 when there was none, -1 on a read error. */
-static int udp_echo_batch(struct udp_worker *uw, int fd)
+static int udp_echo_batch(struct udp_worker *uw, const struct udp_socket *us)
 {
 	uint64_t drop_port = 0, drop_addr = 0, limited = 0, trunc = 0;
 	uint64_t bytes = 0, now;
-	int n, m = 0;
+	int n, m = 0, fd = us->fd;
 
 	for (int i = 0; i < UDP_BATCH; i++) {
 		uw->rx[i].msg_hdr.msg_namelen = sizeof(uw->names[i]);
 		uw->rx[i].msg_hdr.msg_flags = 0;
+		uw->rx[i].msg_hdr.msg_control = us->pktinfo ?
+		    uw->rx_ctl[i].buf : NULL;
+		uw->rx[i].msg_hdr.msg_controllen = us->pktinfo ?
+		    sizeof(uw->rx_ctl[i].buf) : 0;
 	}
 	do
 		n = recvmmsg(fd, uw->rx, UDP_BATCH, MSG_DONTWAIT, NULL);
@@ -387,6 +457,14 @@ static int udp_echo_batch(struct udp_worker *uw, int fd)
 		};
 		uw->tx_iov[m].iov_base = uw->rx_iov[i].iov_base;
 		uw->tx_iov[m].iov_len = len;
+		if (us->pktinfo) {
+			size_t cl = udp_reply_source(&uw->rx[i].msg_hdr,
+			    &uw->tx_ctl[m]);
+
+			uw->tx[m].msg_hdr.msg_control = cl ?
+			    uw->tx_ctl[m].buf : NULL;
+			uw->tx[m].msg_hdr.msg_controllen = cl;
+		}
 		m++;
 	}
 	if (m)
@@ -407,7 +485,7 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct udp_socket *us = arg;
 
 	for (int round = 0; round < UDP_ROUNDS; round++)
-		if (udp_echo_batch(us->uw, fd) < UDP_BATCH)
+		if (udp_echo_batch(us->uw, us) < UDP_BATCH)
 			break;
 }
 
@@ -452,6 +530,29 @@ fail:
 	return NULL;
 }
 
+/*
+ * On a socket bound to a wildcard address, asks for the destination of
+ * each datagram (udp_reply_source()).  True if that is on; best effort,
+ * since without it replies still go out, from the routing's choice.
+ */
+static bool udp_wildcard_pktinfo(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return false;
+	if (ss.ss_family == AF_INET)
+		return ((struct sockaddr_in *)&ss)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY) && !udp_setopt(fd, IPPROTO_IP,
+		    IP_PKTINFO, 1);
+	if (ss.ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->
+		    sin6_addr) && !udp_setopt(fd, IPPROTO_IPV6,
+		    IPV6_RECVPKTINFO, 1);
+	return false;
+}
+
 int udp_worker_add(struct udp_worker *uw, int fd)
 {
 	struct udp_socket **socks, *us = calloc(1, sizeof(*us));
@@ -465,6 +566,7 @@ int udp_worker_add(struct udp_worker *uw, int fd)
 	uw->socks = socks;
 	us->fd = fd;
 	us->uw = uw;
+	us->pktinfo = udp_wildcard_pktinfo(fd);
 	us->ev = event_new(uw->base, fd, EV_READ | EV_PERSIST, udp_read_cb,
 	    us);
 	if (!us->ev || event_add(us->ev, NULL))

@@ -240,6 +240,65 @@ START_TEST(test_udp_bare_port_serves_ipv4_and_ipv6)
 }
 END_TEST
 
+/* Sends "where" from a socket connected to @dst:@port, which takes
+ * datagrams from that address alone, and returns whether it came back. */
+static int echo_connected(int family, const char *dst, int port)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	char buf[16];
+	int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), ok;
+
+	ck_assert_int_ge(fd, 0);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (void *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, dst, &sin6->sin6_addr);
+		len = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (void *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, dst, &sin->sin_addr);
+		len = sizeof(*sin);
+	}
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&ss, len), 0);
+	ck_assert_int_eq(send(fd, "where", 5, 0), 5);
+	ok = udp_recv(fd, buf, sizeof(buf), 20000, NULL) == 5;
+	close(fd);
+	return ok;
+}
+
+/*
+ * A wildcard socket must reply from the address the client sent to:
+ * 127.0.0.5 is one of loopback's, but routing a reply to 127.0.0.1
+ * would pick 127.0.0.1 as its source, and the connected client would
+ * drop it.  Both wildcard kinds: IPv4 (IP_PKTINFO) and dual-stack
+ * (IPV6_PKTINFO, with IPv4 as IPv4-mapped).
+ */
+START_TEST(test_udp_wildcard_replies_from_the_address_sent_to)
+{
+	const char *v4[] = { "-u", "0.0.0.0:0", NULL };
+	const char *dual[] = { "-u", "0", NULL };
+
+	test_server_start(&server, v4);
+	ck_assert(echo_connected(AF_INET, "127.0.0.5", server.udp_ports[0]));
+	ck_assert(echo_connected(AF_INET, "127.0.0.1", server.udp_ports[0]));
+	free(test_server_stop_clean(&server));
+	test_server_cleanup(&server);
+
+	test_server_start(&server, dual);
+	ck_assert(echo_connected(AF_INET, "127.0.0.5", server.udp_ports[0]));
+	if (!test_no_ipv6_loopback())
+		ck_assert(echo_connected(AF_INET6, "::1",
+		    server.udp_ports[0]));
+	free(test_server_stop_clean(&server));
+}
+END_TEST
+
 START_TEST(test_udp_zero_length_datagram_gets_zero_length_reply)
 {
 	const char *args[] = { "-u", "127.0.0.1:0", NULL };
@@ -849,6 +908,7 @@ static Suite *udp_suite(void)
 	test_add_or_skip(tc, test_udp_echoes_every_size_byte_exact_ipv6,
 	    test_no_ipv6_loopback());
 	tcase_add_test(tc, test_udp_bare_port_serves_ipv4_and_ipv6);
+	tcase_add_test(tc, test_udp_wildcard_replies_from_the_address_sent_to);
 	tcase_add_test(tc,
 	    test_udp_zero_length_datagram_gets_zero_length_reply);
 	tcase_add_test(tc, test_udp_every_worker_socket_echoes);
