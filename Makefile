@@ -96,7 +96,7 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli
+	tests/check_resp_cli tests/check_proxy
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -196,6 +196,7 @@ tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
+tests/check_proxy: tests/check_proxy.o $(TESTUTIL) src/proxy.o
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
@@ -240,7 +241,7 @@ tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
 FUZZ_RUNS =
-FUZZ_HARNESSES = proto resp
+FUZZ_HARNESSES = proto resp proxy
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 FUZZ_COMMON_SRCS = tests/proto_harness.c $(PROTO_OBJS:.o=.c) \
@@ -256,6 +257,10 @@ tests/fuzz_proto: tests/fuzz_proto.c $(FUZZ_COMMON_SRCS) \
 		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 tests/fuzz_resp: tests/fuzz_resp.c $(FUZZ_COMMON_SRCS) $(FUZZ_HEADERS)
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+# The PROXY protocol parser alone: it needs nothing else.
+tests/fuzz_proxy: tests/fuzz_proxy.c src/proxy.c src/proxy.h src/netaddr.h
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc \
 		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 	@set -e; for h in $(FUZZ_HARNESSES); do \
@@ -416,7 +421,7 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
-		tests/fuzz_proto tests/fuzz_resp \
+		tests/fuzz_proto tests/fuzz_resp tests/fuzz_proxy \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp bench/.baseline

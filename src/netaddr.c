@@ -88,3 +88,12 @@ void netaddr_format(const struct sockaddr *sa, char *buf, size_t size)
 		snprintf(buf, size, "(family %d)", sa->sa_family);
 	}
 }
+
+socklen_t netaddr_len(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return sizeof(struct sockaddr_in);
+	if (sa->sa_family == AF_INET6)
+		return sizeof(struct sockaddr_in6);
+	return 0;
+}
