@@ -66,7 +66,8 @@ endif
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
-	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o
+	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
+	src/proxy.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -96,7 +97,7 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli tests/check_proxy
+	tests/check_resp_cli tests/check_proxy tests/check_proxy_server
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -189,7 +190,7 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o $(PROTO_OBJS) $(STORE_OBJS)
+		src/conn.o src/proxy.o $(PROTO_OBJS) $(STORE_OBJS)
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
@@ -197,6 +198,7 @@ tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
 tests/check_proxy: tests/check_proxy.o $(TESTUTIL) src/proxy.o
+tests/check_proxy_server: tests/check_proxy_server.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
@@ -275,7 +277,7 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
-	tests/check_protocols tests/check_resp_cli
+	tests/check_protocols tests/check_resp_cli tests/check_proxy_server
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).

@@ -51,7 +51,11 @@ static inline uint64_t stat_get(stat_t *s)
 	/* closed: unconsumed input over the handler's cap */		\
 	X(input_overflows, "input_overflows")				\
 	/* commands served, as the handlers count them */		\
-	X(requests, "requests")
+	X(requests, "requests")						\
+	/* closed: a bad or truncated PROXY protocol header */		\
+	X(proxy_errors, "proxy_errors")					\
+	/* closed: no complete PROXY header in --proxy-timeout */	\
+	X(proxy_timeouts, "proxy_timeouts")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\
