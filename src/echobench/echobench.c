@@ -44,6 +44,7 @@ struct bench_options {
 	long pid;
 	int json;
 	int quiet;
+	int reconnect;
 };
 
 /* What the main thread measures around the measuring phase. */
@@ -92,6 +93,9 @@ static void usage(FILE *f)
 "                        (default: move on when one runs out of ports)\n"
 "      --pid PID         the server's pid: report its CPU per message\n"
 "                        and RSS per connection from /proc\n"
+"      --reconnect       a connection the server closes between messages\n"
+"                        is opened again and counted, not an error (for\n"
+"                        servers stopped mid-run behind a balancer)\n"
 "      --json            print the summary as JSON\n"
 "  -q, --quiet           no progress line\n"
 "  -h, --help            this help\n"
@@ -168,7 +172,8 @@ static double parse_seconds(const char *opt, const char *val, double min)
 
 static void parse_options(int argc, char **argv, struct bench_options *o)
 {
-	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON, OPT_OPEN_TIMEOUT };
+	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON, OPT_OPEN_TIMEOUT,
+		OPT_RECONNECT };
 	static const struct option longopts[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -184,6 +189,7 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		{ "sources", required_argument, NULL, OPT_SOURCES },
 		{ "pid", required_argument, NULL, OPT_PID },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "reconnect", no_argument, NULL, OPT_RECONNECT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -266,6 +272,9 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 			break;
 		case OPT_JSON:
 			o->json = 1;
+			break;
+		case OPT_RECONNECT:
+			o->reconnect = 1;
 			break;
 		case 'q':
 			o->quiet = 1;
@@ -357,6 +366,8 @@ static void sum_counters(struct loadgen **lgs, unsigned n,
 		sum->msgs += c.msgs;
 		sum->bytes += c.bytes;
 		sum->errors += c.errors;
+		sum->reconnects += c.reconnects;
+		sum->unanswered += c.unanswered;
 		sum->open += c.open;
 		sum->ready += c.ready;
 		sum->failed += c.failed;
@@ -475,6 +486,9 @@ static void print_summary(const struct bench_options *o,
 			printf("\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
 			    "\"rss_per_conn_bytes\":%ld,", r->rss_before,
 			    r->rss_after, rss_per_conn);
+		printf("\"reconnects\":%llu,\"unanswered_bytes\":%llu,",
+		    (unsigned long long)r->end.reconnects,
+		    (unsigned long long)r->end.unanswered);
 		printf("\"errors\":%llu}\n",
 		    (unsigned long long)r->end.errors);
 		return;
@@ -508,6 +522,11 @@ static void print_summary(const struct bench_options *o,
 		printf("  server rss  %ld KiB before, %ld KiB after: %ld bytes "
 		    "per connection\n", r->rss_before, r->rss_after,
 		    rss_per_conn);
+	if (o->reconnect)
+		printf("  reconnects  %llu, after the server closed between "
+		    "messages; %llu bytes sent were not answered\n",
+		    (unsigned long long)r->end.reconnects,
+		    (unsigned long long)r->end.unanswered);
 	printf("  errors      %llu\n", (unsigned long long)r->end.errors);
 }
 
@@ -544,6 +563,7 @@ int main(int argc, char **argv)
 	cfg.sources = o.sources;
 	cfg.connect_window = 256;
 	cfg.drain_timeout = 3.0;
+	cfg.reconnect = o.reconnect;
 	cfg.phase = &phase;
 
 	memset(&r, 0, sizeof(r));
@@ -617,6 +637,8 @@ int main(int argc, char **argv)
 	/* Errors found while draining count too. */
 	sum_counters(lgs, o.threads, &fin);
 	r.end.errors = fin.errors;
+	r.end.reconnects = fin.reconnects;
+	r.end.unanswered = fin.unanswered;
 	if (fin.ready + fin.failed < o.conns)
 		r.end.errors += o.conns - fin.ready - fin.failed;
 	print_summary(&o, &r);
