@@ -103,12 +103,15 @@ TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
+# Needs haproxy; run by `make test-haproxy`, not `make check`.
+HAPROXY_TESTS = tests/check_haproxy
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed \
 	bench/peer_epoll
 
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
-	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
+	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(HAPROXY_TESTS:%=%.o) \
+	$(BENCH_PEERS:%=%.o) \
 	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
@@ -201,6 +204,7 @@ tests/check_proxy: tests/check_proxy.o $(TESTUTIL) src/proxy.o
 tests/check_proxy_server: tests/check_proxy_server.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
+tests/check_haproxy: tests/check_haproxy.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
 		src/echobench/histogram.o
 tests/check_echobench: tests/check_echobench.o $(TESTUTIL) | echobench
@@ -219,7 +223,7 @@ tests/check_resp: tests/check_resp.o tests/proto_harness.o $(PROTO_OBJS) \
 		$(STORE_OBJS) $(TESTUTIL)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
 OWN_LINK_TESTS = tests/check_workqueue tests/check_proto tests/check_resp
-$(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS):
+$(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS) $(HAPROXY_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
 
@@ -302,6 +306,13 @@ check-valgrind: all $(INTEGRATION_TESTS) $(TEST_PROGRAMS)
 		CK_TIMEOUT_MULTIPLIER=10 ECHOSERVER=./echoserver ./$$t || \
 		failed=1; \
 	done; exit $$failed
+
+# echoserver behind a real HAProxy (tests/check_haproxy.c, docs/scale-out.md):
+# three instances, leastconn, send-proxy-v2, health checks, one stopped and
+# brought back mid-run.  About 30 s; reports a skip without haproxy.
+test-haproxy: echoserver echobench $(HAPROXY_TESTS)
+	@$(TEST_LOCK) echo "== $(HAPROXY_TESTS)"; \
+		ECHOSERVER=./echoserver ECHOBENCH=./echobench ./$(HAPROXY_TESTS)
 
 # The long runs of issue 5 (docs/operations.md, "Stress"): churn, a flood
 # past the fd limit, trickling clients, a client that never reads, SIGTERM
@@ -424,7 +435,8 @@ configure: configure.ac
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
 		tests/fuzz_proto tests/fuzz_resp tests/fuzz_proxy \
-		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
+		$(STRESS_TESTS) $(HAPROXY_TESTS) $(EXAMPLES) \
+		bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp bench/.baseline
 
@@ -432,7 +444,7 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
+.PHONY: all check check-valgrind test-haproxy fuzz stress stress-small stress-tsan \
 	stress-leaks run bench bench-resp bench-workqueue install uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE
