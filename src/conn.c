@@ -658,7 +658,8 @@ static int conn_header_begin(struct conn *c)
 /*
  * Re-arms the read timeout with what is left of the header's deadline:
  * the event is persistent, so libevent re-armed it with the full timeout
- * when this read arrived.  Returns false if the deadline has passed.
+ * when this read arrived (docs/design.md, fact P5).  Returns false if the
+ * deadline has passed.
  */
 static bool conn_header_rearm(struct conn *c)
 {
@@ -686,6 +687,8 @@ static void conn_header_done(struct conn *c, const struct proxy_header *h,
 
 	c->header = NULL;
 	c->flags &= ~CONN_HEADER;
+	/* LOCAL (HAProxy's health checks, fact P4) and address-less headers
+	 * keep the socket's address. */
 	if (h->has_addr)
 		c->peer = h->src;
 	if (bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv)) {

@@ -115,6 +115,7 @@ struct listener *listener_new(struct event_base *base,
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
 		goto fail;
+	/* Before bind(), as the group requires (docs/design.md, fact P6). */
 	if ((flags & LISTENER_REUSEPORT) &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
 		goto fail;

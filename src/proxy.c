@@ -1,6 +1,6 @@
 /*
  * The PROXY protocol parser; see proxy.h for what it accepts.  Written
- * from haproxy's doc/proxy-protocol.txt; every rejection names its reason
+ * from haproxy's doc/proxy-protocol.txt (docs/design.md, facts P1-P3); every rejection names its reason
  * so that an operator reading the log can tell a misconfigured balancer
  * (wrong version, a plain client on a proxy+ port) from a truncated one.
  */
