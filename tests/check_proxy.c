@@ -196,7 +196,8 @@ static size_t v2(unsigned char *out, unsigned ver_cmd, unsigned fam,
 	out[13] = (unsigned char)fam;
 	out[14] = (unsigned char)(body_len >> 8);
 	out[15] = (unsigned char)body_len;
-	memcpy(out + 16, body, body_len);
+	if (body_len)		/* @body may be NULL then */
+		memcpy(out + 16, body, body_len);
 	return 16 + body_len;
 }
 
