@@ -309,7 +309,7 @@ check-valgrind: all $(INTEGRATION_TESTS) $(TEST_PROGRAMS)
 
 # echoserver behind a real HAProxy (tests/check_haproxy.c, docs/scale-out.md):
 # three instances, leastconn, send-proxy-v2, health checks, one stopped and
-# brought back mid-run.  About 30 s; reports a skip without haproxy.
+# brought back mid-run.  About 15 s; reports a skip without haproxy.
 test-haproxy: echoserver echobench $(HAPROXY_TESTS)
 	@$(TEST_LOCK) echo "== $(HAPROXY_TESTS)"; \
 		ECHOSERVER=./echoserver ECHOBENCH=./echobench ./$(HAPROXY_TESTS)

@@ -1,6 +1,6 @@
 /*
  * echoserver behind a real HAProxy (`make test-haproxy`, also a CI step;
- * not part of `make check`, since it takes about half a minute).  Three
+ * not part of `make check`, since it takes about 15 s).  Three
  * echoservers on loopback listen with -l proxy+echo@127.0.0.1:PORT;
  * HAProxy runs docs/examples/haproxy.cfg as it stands (mode tcp, balance
  * leastconn, send-proxy-v2, a tcp-check that sends a line and expects its
