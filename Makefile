@@ -67,7 +67,7 @@ endif
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
-	src/udp.o
+	src/udp.o src/proxy.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -98,18 +98,22 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli tests/check_udp
+	tests/check_resp_cli tests/check_udp tests/check_proxy \
+	tests/check_proxy_server
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
+# Needs haproxy; run by `make test-haproxy`, not `make check`.
+HAPROXY_TESTS = tests/check_haproxy
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed bench/peer_udp \
 	bench/peer_epoll
 
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
-	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
+	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(HAPROXY_TESTS:%=%.o) \
+	$(BENCH_PEERS:%=%.o) \
 	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
@@ -191,7 +195,7 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o src/udp.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o $(PROTO_OBJS) $(STORE_OBJS)
+		src/conn.o src/proxy.o $(PROTO_OBJS) $(STORE_OBJS)
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
@@ -201,8 +205,11 @@ tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
 # The guard classifier is called directly, so udp.o links in too.
 tests/check_udp: tests/check_udp.o $(TESTUTIL) src/udp.o src/log.o src/netaddr.o \
 		| echobench
+tests/check_proxy: tests/check_proxy.o $(TESTUTIL) src/proxy.o
+tests/check_proxy_server: tests/check_proxy_server.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
+tests/check_haproxy: tests/check_haproxy.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
 		src/echobench/histogram.o
 tests/check_echobench: tests/check_echobench.o $(TESTUTIL) | echobench
@@ -221,7 +228,7 @@ tests/check_resp: tests/check_resp.o tests/proto_harness.o $(PROTO_OBJS) \
 		$(STORE_OBJS) $(TESTUTIL)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
 OWN_LINK_TESTS = tests/check_workqueue tests/check_proto tests/check_resp
-$(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS):
+$(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS) $(HAPROXY_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
 		$(LIBEVENT_LIBS) -lm
 
@@ -245,7 +252,7 @@ tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
 FUZZ_RUNS =
-FUZZ_HARNESSES = proto resp
+FUZZ_HARNESSES = proto resp proxy
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 FUZZ_COMMON_SRCS = tests/proto_harness.c $(PROTO_OBJS:.o=.c) \
@@ -262,6 +269,10 @@ tests/fuzz_proto: tests/fuzz_proto.c $(FUZZ_COMMON_SRCS) \
 tests/fuzz_resp: tests/fuzz_resp.c $(FUZZ_COMMON_SRCS) $(FUZZ_HEADERS)
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
 		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+# The PROXY protocol parser alone: it needs nothing else.
+tests/fuzz_proxy: tests/fuzz_proxy.c src/proxy.c src/proxy.h src/netaddr.h
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc \
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		mkdir -p tests/tmp/fuzz/$$h; \
@@ -275,7 +286,8 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
-	tests/check_protocols tests/check_resp_cli tests/check_udp
+	tests/check_protocols tests/check_resp_cli tests/check_udp \
+	tests/check_proxy_server
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).
@@ -300,6 +312,13 @@ check-valgrind: all $(INTEGRATION_TESTS) $(TEST_PROGRAMS)
 		CK_TIMEOUT_MULTIPLIER=10 ECHOSERVER=./echoserver ./$$t || \
 		failed=1; \
 	done; exit $$failed
+
+# echoserver behind a real HAProxy (tests/check_haproxy.c, docs/scale-out.md):
+# three instances, leastconn, send-proxy-v2, health checks, one stopped and
+# brought back mid-run.  About 15 s; reports a skip without haproxy.
+test-haproxy: echoserver echobench $(HAPROXY_TESTS)
+	@$(TEST_LOCK) echo "== $(HAPROXY_TESTS)"; \
+		ECHOSERVER=./echoserver ECHOBENCH=./echobench ./$(HAPROXY_TESTS)
 
 # The long runs of issue 5 (docs/operations.md, "Stress"): churn, a flood
 # past the fd limit, trickling clients, a client that never reads, SIGTERM
@@ -431,8 +450,9 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
-		tests/fuzz_proto tests/fuzz_resp \
-		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
+		tests/fuzz_proto tests/fuzz_resp tests/fuzz_proxy \
+		$(STRESS_TESTS) $(HAPROXY_TESTS) $(EXAMPLES) \
+		bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp bench/.baseline
 
@@ -440,7 +460,8 @@ distclean: clean
 	rm -rf config.mak.autogen config.log config.status configure \
 		autom4te.cache aclocal.m4
 
-.PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
-	stress-leaks run bench bench-resp bench-udp bench-workqueue install \
-	uninstall install-workqueue uninstall-workqueue clean distclean deps \
+.PHONY: all check check-valgrind test-haproxy fuzz stress stress-small \
+	stress-tsan stress-leaks run bench bench-resp bench-udp \
+	bench-workqueue install uninstall install-workqueue \
+	uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE

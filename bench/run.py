@@ -3,8 +3,10 @@
 
 Starts echoserver and every bench peer (a plain libevent bufferevent echo,
 the seed's thread-per-connection design, Go net, Node net, Python asyncio
-on uvloop), a thin epoll echo as the limit, and echoserver as it was before
-the protocol-handler redesign (built from git, BASELINE_REF), one at a time
+on uvloop), a thin epoll echo as the limit, echoserver behind HAProxy
+(bench/peer_haproxy.py: the cost of a balancer's hop; its server CPU is
+echoserver's alone), and echoserver as it was before the protocol-handler
+redesign (built from git, BASELINE_REF), one at a time
 on a free loopback port, drives each with echobench through every
 scenario, and repeats the whole round several times so that the servers
 are interleaved rather than run in blocks.  iperf3 --bidir gives a
@@ -50,7 +52,8 @@ BASELINE_REF = '858c549'
 
 # What each server is for in the report.  'peer's compete for "best peer";
 # the limit and the old code are shown beside it, never as the best peer.
-ROLES = {'echoserver': 'self', 'epoll': 'limit', 'baseline': 'baseline'}
+ROLES = {'echoserver': 'self', 'epoll': 'limit', 'baseline': 'baseline',
+         'haproxy': 'proxied'}
 
 
 def role(key):
@@ -96,9 +99,11 @@ def run_out(argv, **kw):
 class Server:
     """A server under test: how to build its argv, where its port appears."""
 
-    def __init__(self, key, label, argv, port_file=False, missing=None):
+    def __init__(self, key, label, argv, port_file=False, missing=None,
+                 skip=()):
         self.key, self.label, self.argv = key, label, argv
         self.port_file, self.missing = port_file, missing
+        self.skip = skip        # scenario keys it does not run
 
 
 def make_servers(args, tmp):
@@ -150,6 +155,15 @@ def make_servers(args, tmp):
                           'node not installed (apt-get install nodejs)'))
     r = subprocess.run(['/usr/bin/python3', '-c', 'import uvloop'],
                        capture_output=True)
+    # echoserver behind HAProxy (docs/scale-out.md): what the balancer's
+    # hop costs.  Not in the 10,000- and 19,000-connection scenarios:
+    # the tested configuration's maxconn is 8000.
+    servers.append(Server('haproxy', 'echoserver behind HAProxy',
+                          lambda pf: ['/usr/bin/python3',
+                                      'bench/peer_haproxy.py'] + es_t,
+                          missing=None if have('haproxy') else
+                          'haproxy not installed (apt-get install haproxy)',
+                          skip=('pp64_c10000', 'hold19000')))
     servers.append(Server('uvloop', 'Python asyncio + uvloop',
                           lambda pf: ['/usr/bin/python3',
                                       'bench/peer_uvloop.py', '0'],
@@ -236,20 +250,25 @@ def start_server(srv, tmp, pin):
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=errlog, stdin=subprocess.DEVNULL)
     try:
-        port = wait_port(srv, proc, pf)
+        port, pid = wait_port(srv, proc, pf)
     except BaseException:
         Running(proc, 0).stop()
         raise
     if port is None:
         Running(proc, 0).stop()
         raise RuntimeError('did not start (see %s.log)' % srv.key)
-    return Running(proc, port)
+    run = Running(proc, port)
+    if pid:                     # a wrapper names the server it runs
+        run.pid = pid
+    return run
 
 
 def wait_port(srv, proc, pf):
-    """The port srv's proc prints or writes to pf; None if it does not."""
+    """(port, pid): the port srv's proc prints ("port N", or "port N pid
+    P" from a wrapper such as peer_haproxy.py) or writes to pf, and P or
+    None; the port is None if it does not."""
     deadline = time.monotonic() + 15
-    port = None
+    port = pid = None
     buf = b''
     while port is None and time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -272,10 +291,13 @@ def wait_port(srv, proc, pf):
             # Only whole lines: the number may still be on its way.
             for line in buf.decode(errors='replace').split('\n')[:-1]:
                 words = line.split()
-                if len(words) == 2 and words[0] == 'port' and \
+                if len(words) in (2, 4) and words[0] == 'port' and \
                         words[1].isdigit():
                     port = int(words[1])
-    return port
+                    if len(words) == 4 and words[2] == 'pid' and \
+                            words[3].isdigit():
+                        pid = int(words[3])
+    return port, pid
 
 
 # --- scenarios -------------------------------------------------------------
@@ -959,7 +981,9 @@ echo server over plain epoll and checks every byte that comes back:
     echobench -p 5555 -m hold -c 19000 --pid $(pidof echoserver)
 
 `--pid` adds the server's CPU per message and RSS per connection from
-/proc; `--json` prints the summary as one JSON object; `-t N` spreads the
+/proc; `--json` prints the summary as one JSON object; `--reconnect`
+reopens, and counts, a connection the server closes between messages
+(a server stopped behind a balancer, docs/scale-out.md); `-t N` spreads the
 connections over N client threads. It raises its fd limit to the hard
 limit, and when one source address runs out of ports it moves on to
 127.0.0.2 and up (`--sources N` spreads over N from the start). The exit
@@ -1058,8 +1082,9 @@ def main():
             scs = [s for s in scs if not s.get('redis')]
         results = {}
         total = sum(min(args.reps, s.get('reps', args.reps)) *
-                    (len(live) + (1 if s.get('iperf') and have('iperf3')
-                                  else 0)) for s in scs)
+                    (len([v for v in live if s['base'] not in v.skip]) +
+                     (1 if s.get('iperf') and have('iperf3') else 0))
+                    for s in scs)
         done = 0
         for rep in range(args.reps):
             # Rotate the order each round, so no server always goes first.
@@ -1068,7 +1093,8 @@ def main():
                 if rep >= sc.get('reps', args.reps):
                     continue
                 pin = sc['placement'] == 'pinned'
-                entries = [(s.key, s) for s in order]
+                entries = [(s.key, s) for s in order
+                           if sc['base'] not in s.skip]
                 if sc.get('iperf') and have('iperf3'):
                     entries.append(('iperf3', None))
                 for key, srv in entries:

@@ -7,9 +7,12 @@
 #include "conn.h"
 
 #include "log.h"
+#include "netaddr.h"
+#include "proxy.h"
 #include "proto/proto.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_struct.h>
@@ -19,6 +22,7 @@
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -38,7 +42,20 @@ enum conn_flags {
 	CONN_LINGER = 1 << 3,	/* sent FIN; discarding input until EOF */
 	CONN_BROKEN = 1 << 4,	/* a write failed; free once the handler
 				 * returns */
+	CONN_HEADER = 1 << 5,	/* awaiting the PROXY header: the handler
+				 * has not seen the connection yet */
 };
+
+/* A PROXY header that came in pieces, kept while it is incomplete. */
+struct conn_header {
+	struct timespec deadline;	/* CLOCK_MONOTONIC */
+	size_t len, cap;
+	unsigned char buf[];
+};
+
+/* The first allocation for a header in pieces: any v1 line, a v2 with
+ * IPv6 addresses and a few TLVs.  It grows to PROXY_HEADER_MAX. */
+#define CONN_HEADER_BUF 256
 
 /* Input the handler has not consumed yet; exists only while non-empty. */
 struct conn_pending {
@@ -55,6 +72,10 @@ struct conn {
 	struct conn_pending *pending;
 	int fd;
 	unsigned flags;
+	uint64_t bytes_in, bytes_out;	/* payload, for the close log */
+	struct conn_header *header;	/* while CONN_HEADER */
+	union netaddr_ip peer;	/* the client: getpeername(), or the
+				 * PROXY header's source */
 	/* The handler's state follows, at CONN_STATE_OFFSET, when it has
 	 * any. */
 };
@@ -83,6 +104,26 @@ void conn_count_requests(struct conn *c, uint64_t n)
 	stat_add(&c->env->stats.requests, n);
 }
 
+const struct sockaddr *conn_peer(const struct conn *c, socklen_t *len)
+{
+	socklen_t n = netaddr_len(&c->peer.sa);
+
+	if (len)
+		*len = n;
+	return n ? &c->peer.sa : NULL;
+}
+
+/* The client's address as text, for log lines. */
+static const char *conn_peer_text(const struct conn *c, char *buf,
+    size_t size)
+{
+	if (netaddr_len(&c->peer.sa))
+		netaddr_format(&c->peer.sa, buf, size);
+	else
+		snprintf(buf, size, "(unknown)");
+	return buf;
+}
+
 static size_t conn_output_len(const struct conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev));
@@ -93,12 +134,23 @@ void conn_free(struct conn *c)
 	struct conn_env *env = c->env;
 	size_t pending = conn_output_len(c);
 
-	if (c->ops->release)
+	/* A connection still awaiting its PROXY header never reached the
+	 * handler, so there is nothing to release. */
+	if (c->ops->release && !(c->flags & CONN_HEADER))
 		c->ops->release(c, conn_state(c));
 	if (pending) {
 		/* bytes_out counted these when they were queued. */
 		stat_add(&env->stats.dropped_bytes, pending);
 		stat_add(&env->stats.bytes_out, (uint64_t)0 - pending);
+		c->bytes_out -= pending;
+	}
+	if (!(c->flags & CONN_HEADER) && log_enabled(LL_VERBOSE)) {
+		char peer[NETADDR_STRLEN];
+
+		log_verbose("connection fd %d closed: client %s, %" PRIu64
+		    " bytes in, %" PRIu64 " out", c->fd,
+		    conn_peer_text(c, peer, sizeof(peer)), c->bytes_in,
+		    c->bytes_out);
 	}
 	if (c->prev)
 		c->prev->next = c->next;
@@ -108,6 +160,7 @@ void conn_free(struct conn *c)
 		c->next->prev = c->prev;
 	bufferevent_free(c->bev);	/* closes the fd */
 	free(c->pending);
+	free(c->header);
 	free(c);
 	stat_add(&env->stats.conns_closed, 1);
 	atomic_fetch_sub(env->conns_now, 1);
@@ -174,6 +227,7 @@ static void conn_writev(struct conn *c, struct iovec *iov, int n, size_t len)
 		sent = w > 0 ? (size_t)w : 0;
 	}
 	stat_add(&env->stats.bytes_out, len);
+	c->bytes_out += len;
 	if (sent == len)
 		return;
 	for (int i = 0; i < n; i++) {
@@ -463,6 +517,8 @@ static void conn_linger_read(struct conn *c, short what)
 		conn_free(c);
 }
 
+static void conn_header_read(struct conn *c, short what);
+
 /* The event's argument is the bufferevent, as libevent's own is: its
  * finalizer runs with that argument after bufferevent_free(). */
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -472,8 +528,11 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn_env *env = c->env;
 	ssize_t n;
 
-	if (c->flags & CONN_LINGER) {
-		conn_linger_read(c, what);
+	if (c->flags & (CONN_LINGER | CONN_HEADER)) {
+		if (c->flags & CONN_LINGER)
+			conn_linger_read(c, what);
+		else
+			conn_header_read(c, what);
 		return;
 	}
 	if (what & EV_TIMEOUT) {
@@ -485,6 +544,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	n = read(fd, env->rbuf, env->rbuf_size);
 	if (n > 0) {
 		stat_add(&env->stats.bytes_in, (uint64_t)n);
+		c->bytes_in += (uint64_t)n;
 		conn_input(c, env->rbuf, (size_t)n);
 	} else if (n == 0) {
 		conn_eof(c);
@@ -520,11 +580,18 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* Lets the handler greet the client.  Returns false if @c is gone. */
-static bool conn_open(struct conn *c)
+/* Lets the handler greet the client; @via (static) ends the log line.
+ * Returns false if @c is gone, or closing (which may have freed it). */
+static bool conn_open(struct conn *c, const char *via)
 {
 	int rc;
 
+	if (log_enabled(LL_VERBOSE)) {
+		char peer[NETADDR_STRLEN];
+
+		log_verbose("connection fd %d open: client %s%s", c->fd,
+		    conn_peer_text(c, peer, sizeof(peer)), via);
+	}
 	if (!c->ops->open)
 		return true;
 	conn_batch_begin(c, NULL, 0);
@@ -532,9 +599,178 @@ static bool conn_open(struct conn *c)
 	conn_batch_end(c);
 	if (conn_reap(c))
 		return false;
-	if (rc == PROTO_CLOSE)
+	if (rc == PROTO_CLOSE) {
 		conn_close(c);
+		return false;
+	}
 	return true;
+}
+
+/*
+ * PROXY protocol listeners (conn.h, "PROXY header").  The header is
+ * parsed where it lies: in the read buffer when it came in one read, as
+ * it nearly always does, or in c->header when it came in pieces.  Reads
+ * are capped so that c->header never holds more than PROXY_HEADER_MAX
+ * bytes, and whatever follows the header in them is the client's first
+ * payload, handed to the handler right after its open().
+ */
+
+static void timespec_now(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+}
+
+/* Closes @c, which sent no valid PROXY header: @why says what was
+ * wrong. */
+static void conn_header_fail(struct conn *c, stat_t *counter,
+    const char *why)
+{
+	char peer[NETADDR_STRLEN];
+
+	stat_add(counter, 1);
+	log_verbose("closing connection fd %d from %s: %s", c->fd,
+	    conn_peer_text(c, peer, sizeof(peer)), why);
+	conn_free(c);
+}
+
+/* Waits for the header; the deadline counts from now. */
+static int conn_header_begin(struct conn *c)
+{
+	const struct timeval *tv = &c->listen->proxy_timeout;
+	struct conn_header *hd = malloc(sizeof(*hd) + CONN_HEADER_BUF);
+
+	if (!hd)
+		return -1;
+	timespec_now(&hd->deadline);
+	hd->deadline.tv_sec += tv->tv_sec;
+	hd->deadline.tv_nsec += (long)tv->tv_usec * 1000;
+	if (hd->deadline.tv_nsec >= 1000000000L) {
+		hd->deadline.tv_sec++;
+		hd->deadline.tv_nsec -= 1000000000L;
+	}
+	hd->len = 0;
+	hd->cap = CONN_HEADER_BUF;
+	c->header = hd;
+	c->flags |= CONN_HEADER;
+	return bufferevent_set_timeouts(c->bev, tv, c->env->write_tv);
+}
+
+/*
+ * Re-arms the read timeout with what is left of the header's deadline:
+ * the event is persistent, so libevent re-armed it with the full timeout
+ * when this read arrived (docs/design.md, fact P5).  Returns false if the
+ * deadline has passed.
+ */
+static bool conn_header_rearm(struct conn *c)
+{
+	struct timespec now, *d = &c->header->deadline;
+	struct timeval left;
+	long long ns;
+
+	timespec_now(&now);
+	ns = (long long)(d->tv_sec - now.tv_sec) * 1000000000LL +
+	    (d->tv_nsec - now.tv_nsec);
+	if (ns <= 0)
+		return false;
+	left.tv_sec = (time_t)(ns / 1000000000LL);
+	left.tv_usec = (suseconds_t)(ns % 1000000000LL / 1000);
+	return bufferevent_set_timeouts(c->bev, &left, c->env->write_tv) == 0;
+}
+
+/* The header of @used bytes at @in (of @len) is valid: the handler takes
+ * over, and gets the bytes after it. */
+static void conn_header_done(struct conn *c, const struct proxy_header *h,
+    const unsigned char *in, size_t len, size_t used)
+{
+	struct conn_env *env = c->env;
+	struct conn_header *hd = c->header;	/* @in may lie in it */
+
+	c->header = NULL;
+	c->flags &= ~CONN_HEADER;
+	/* LOCAL (HAProxy's health checks, fact P4) and address-less headers
+	 * keep the socket's address. */
+	if (h->has_addr)
+		c->peer = h->src;
+	if (bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv)) {
+		conn_fail(c, "restoring timeouts", ENOMEM);
+	} else if (conn_open(c, h->local ? " (PROXY v2 LOCAL)" :
+	    h->version == 1 ? " (PROXY v1)" : " (PROXY v2)") && len > used) {
+		stat_add(&env->stats.bytes_in, len - used);
+		c->bytes_in += len - used;
+		conn_input(c, (const char *)in + used, len - used);
+	}
+	free(hd);
+}
+
+/* Appends @n bytes to c->header, growing it; 0 or -1. */
+static int conn_header_keep(struct conn *c, const void *buf, size_t n)
+{
+	struct conn_header *hd = c->header;
+
+	if (hd->cap - hd->len < n) {
+		size_t cap = hd->len + n > hd->cap * 2 ? hd->len + n :
+		    hd->cap * 2;
+
+		hd = realloc(hd, sizeof(*hd) + cap);
+		if (!hd)
+			return -1;
+		hd->cap = cap;
+		c->header = hd;
+	}
+	memcpy(hd->buf + hd->len, buf, n);
+	hd->len += n;
+	return 0;
+}
+
+static void conn_header_read(struct conn *c, short what)
+{
+	struct conn_env *env = c->env;
+	struct conn_header *hd = c->header;
+	size_t room = PROXY_HEADER_MAX - hd->len;
+	const unsigned char *in = (const unsigned char *)env->rbuf;
+	struct proxy_header h;
+	const char *why = "bad PROXY header";
+	ssize_t n, used;
+	size_t len;
+
+	if ((what & EV_TIMEOUT) || !conn_header_rearm(c)) {
+		conn_header_fail(c, &env->stats.proxy_timeouts,
+		    "no complete PROXY header in time");
+		return;
+	}
+	n = read(c->fd, env->rbuf, room < env->rbuf_size ? room :
+	    env->rbuf_size);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_fail(c, "read", errno);
+		return;
+	}
+	if (n == 0) {
+		conn_header_fail(c, &env->stats.proxy_errors,
+		    "closed before a complete PROXY header");
+		return;
+	}
+	len = (size_t)n;
+	if (hd->len) {
+		if (conn_header_keep(c, env->rbuf, len)) {
+			conn_fail(c, "keeping the PROXY header", ENOMEM);
+			return;
+		}
+		hd = c->header;
+		in = hd->buf;
+		len = hd->len;
+	}
+	used = proxy_parse(in, len, &h, &why);
+	if (used < 0) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "bad PROXY header: %s", why);
+		conn_header_fail(c, &env->stats.proxy_errors, msg);
+	} else if (used > 0) {
+		conn_header_done(c, &h, in, len, (size_t)used);
+	} else if (!hd->len && conn_header_keep(c, in, len)) {
+		conn_fail(c, "keeping the PROXY header", ENOMEM);
+	}
 }
 
 struct conn *conn_new(struct conn_env *env, int fd,
@@ -552,6 +788,10 @@ struct conn *conn_new(struct conn_env *env, int fd,
 	c->listen = l;
 	c->ops = ops;
 	c->fd = fd;
+	/* Fails only for a client already gone; its address is then
+	 * unknown (conn_peer()). */
+	if (getpeername(fd, &c->peer.sa, &(socklen_t){ sizeof(c->peer) }))
+		c->peer.sa.sa_family = AF_UNSPEC;
 	/* Replies are small and latency-bound. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -576,7 +816,15 @@ struct conn *conn_new(struct conn_env *env, int fd,
 		env->conns->prev = c;
 	env->conns = c;
 	stat_add(&env->stats.conns_opened, 1);
-	return conn_open(c) ? c : NULL;
+	if (l->flags & CONN_LISTEN_PROXY) {
+		/* The handler waits for the header (conn_header_read()). */
+		if (conn_header_begin(c)) {
+			conn_fail(c, "waiting for the PROXY header", ENOMEM);
+			return NULL;
+		}
+		return c;
+	}
+	return conn_open(c, "") ? c : NULL;
 
 fail_bev:
 	bufferevent_free(c->bev);	/* closes fd */

@@ -41,6 +41,13 @@
  *   connection while its handler runs: a write error marks it, and the
  *   caller of the handler frees it afterwards.
  *
+ * - PROXY header.  On a proxy+ listener the connection first collects
+ *   the PROXY protocol header, in the read callback's slow branch (the
+ *   one that also serves lingering), under a deadline for the whole
+ *   header; only then is the handler's open() called and the bytes after
+ *   the header handed to it.  Plain listeners pay one flag test that the
+ *   linger check already made.
+ *
  * The transport is this file alone: the handlers see only proto.h, so a
  * TLS bufferevent or a UDP socket can drive them without changing them.
  */
@@ -103,6 +110,15 @@ struct conn_env {
 	struct conn_batch batch;
 };
 
+/* The layers a listener puts in front of its handler, as its -l prefixes
+ * say ("proxy+echo@..."). */
+enum conn_listen_flags {
+	/* A PROXY protocol header (proxy.h) comes first on every
+	 * connection; the handler sees the connection once it is complete
+	 * (docs/design.md, "PROXY protocol"). */
+	CONN_LISTEN_PROXY = 1 << 0,
+};
+
 /*
  * How one listener's connections are served: the handler, and (as
  * transports are added) the layers in front of it.  One per listener,
@@ -112,6 +128,9 @@ struct conn_env {
  */
 struct conn_listen {
 	const struct proto_ops *ops;	/* static */
+	unsigned flags;		/* enum conn_listen_flags */
+	/* CONN_LISTEN_PROXY: the whole header must arrive within this */
+	struct timeval proxy_timeout;
 };
 
 /*

@@ -97,12 +97,12 @@ static void listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct listener *listener_new(struct event_base *base,
-    const struct sockaddr *sa, socklen_t len, int dual_stack, int backlog,
+    const struct sockaddr *sa, socklen_t len, unsigned flags, int backlog,
     listener_accept_fn *cb, void *arg, struct listener_stats *stats)
 {
 	struct listener *l = xcalloc(1, sizeof(*l));
 	socklen_t alen = sizeof(l->addr);
-	int one = 1, v6only = !dual_stack;
+	int one = 1, v6only = !(flags & LISTENER_DUAL_STACK);
 	int fd, err;
 
 	l->reserve_fd = -1;
@@ -114,6 +114,10 @@ struct listener *listener_new(struct event_base *base,
 	if (fd < 0)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
+		goto fail;
+	/* Before bind(), as the group requires (docs/design.md, fact P6). */
+	if ((flags & LISTENER_REUSEPORT) &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
 		goto fail;
 	if (sa->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6,
 	    IPV6_V6ONLY, &v6only, sizeof(v6only)))

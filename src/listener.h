@@ -25,14 +25,23 @@ struct listener;
  * the callback takes over. */
 typedef void listener_accept_fn(int fd, void *arg);
 
+/* How a listener binds. */
+enum listener_flags {
+	LISTENER_DUAL_STACK = 1 << 0,	/* IPv6 that takes IPv4 too */
+	/* SO_REUSEPORT: other processes may bind the same port, and the
+	 * kernel spreads new connections over them all */
+	LISTENER_REUSEPORT = 1 << 1,
+};
+
 /*
  * Binds @sa (borrowed) and listens with @backlog on @base (borrowed, must
- * outlive the listener).  IPv6 addresses are v6-only unless @dual_stack.
- * @stats (borrowed) gets the accept counters.  Returns the listener, which
- * the caller frees with listener_free(), or NULL with errno set.
+ * outlive the listener).  IPv6 addresses are v6-only unless @flags has
+ * LISTENER_DUAL_STACK.  @stats (borrowed) gets the accept counters.
+ * Returns the listener, which the caller frees with listener_free(), or
+ * NULL with errno set.
  */
 struct listener *listener_new(struct event_base *base,
-    const struct sockaddr *sa, socklen_t len, int dual_stack, int backlog,
+    const struct sockaddr *sa, socklen_t len, unsigned flags, int backlog,
     listener_accept_fn *cb, void *arg, struct listener_stats *stats);
 
 /* Closes the socket and frees @l. */

@@ -26,6 +26,11 @@ void log_set_level(enum log_level level)
 	max_level = level;
 }
 
+bool log_enabled(enum log_level level)
+{
+	return level <= max_level;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	char line[1024];

@@ -7,6 +7,8 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stdbool.h>
+
 /*
  * Prefixed LL_, as redis does, because <syslog.h> already defines
  * LOG_INFO, LOG_DEBUG and friends as macros: a file that includes both
@@ -22,6 +24,10 @@ enum log_level {
 
 /* Lines above @level are dropped.  Call before starting threads. */
 void log_set_level(enum log_level level);
+
+/* True if lines at @level are written: for skipping the work of
+ * formatting what would be dropped. */
+bool log_enabled(enum log_level level);
 
 /* Routes libevent's log callback into log_msg(). */
 void log_capture_libevent(void);

@@ -99,3 +99,12 @@ unsigned netaddr_port(const struct sockaddr *sa)
 		    sin_port);
 	return 0;
 }
+
+socklen_t netaddr_len(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return sizeof(struct sockaddr_in);
+	if (sa->sa_family == AF_INET6)
+		return sizeof(struct sockaddr_in6);
+	return 0;
+}

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 /* Longest text netaddr_format() writes, with its NUL. */
@@ -21,6 +22,20 @@
  */
 int netaddr_parse(const char *text, uint16_t default_port,
     struct sockaddr_storage *ss, socklen_t *len);
+
+/*
+ * Room for one IPv4 or IPv6 address: 28 bytes where a sockaddr_storage
+ * takes 128, for keeping one per connection.
+ */
+union netaddr_ip {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+/* The length of @sa (borrowed) by its family: 0 if neither IPv4 nor
+ * IPv6. */
+socklen_t netaddr_len(const struct sockaddr *sa);
 
 /* Writes "host:port" for @sa (borrowed) into @buf of @size bytes. */
 void netaddr_format(const struct sockaddr *sa, char *buf, size_t size);

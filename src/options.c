@@ -5,6 +5,7 @@
  */
 #include "options.h"
 
+#include "conn.h"
 #include "log.h"
 #include "netaddr.h"
 #include "common/cpus.h"
@@ -40,6 +41,8 @@ enum {
 	OPT_UDP_RATE,
 	OPT_UDP_RATE_BYTES,
 	OPT_UDP_RATE_TABLE,
+	OPT_PROXY_TIMEOUT,
+	OPT_REUSEPORT,
 };
 
 static const struct option long_options[] = {
@@ -67,6 +70,8 @@ static const struct option long_options[] = {
 	{ "udp-rate", required_argument, NULL, OPT_UDP_RATE },
 	{ "udp-rate-bytes", required_argument, NULL, OPT_UDP_RATE_BYTES },
 	{ "udp-rate-table", required_argument, NULL, OPT_UDP_RATE_TABLE },
+	{ "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
+	{ "reuseport", no_argument, NULL, OPT_REUSEPORT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -90,6 +95,7 @@ void options_init(struct options *o)
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
 	o->log_level = LL_INFO;
 	udp_config_init(&o->udp_cfg);
+	o->proxy_timeout = 5.0;
 }
 
 void options_usage(FILE *out)
@@ -101,11 +107,17 @@ void options_usage(FILE *out)
 "\n"
 "  -p, --port N            port for listeners that name none (default 5555;\n"
 "                          0 picks one)\n"
-"  -l, --listen [PROTO@]ADDR[:PORT]\n"
+"  -l, --listen [proxy+][PROTO@]ADDR[:PORT]\n"
 "                          listen on a numeric IPv4 or IPv6 address\n"
 "                          (\"127.0.0.1:5556\", \"[::1]:5557\") with the\n"
 "                          handler PROTO; repeatable (default: all\n"
-"                          interfaces, on --port, with --protocol)\n"
+"                          interfaces, on --port, with --protocol);\n"
+"                          proxy+ takes a PROXY protocol v1 or v2 header\n"
+"                          first on each connection (from HAProxy)\n"
+"      --proxy-timeout SECS  time a proxy+ connection has to send its\n"
+"                          whole header (default 5)\n"
+"      --reuseport         set SO_REUSEPORT, so that several processes\n"
+"                          can listen on one port\n"
 "      --protocol NAME     handler for listeners that name none\n"
 "                          (default echo)\n"
 "      --protocols         list the handlers\n"
@@ -256,23 +268,61 @@ static int parse_udp(const char *text, struct options_udp *u)
 	return memcmp(&u->addr, &probe, plen) ? -1 : 0;
 }
 
-/* Splits "[PROTO@]ADDR[:PORT]" now that --protocol and --port are known. */
+/*
+ * The -l prefixes, in the order the grammar puts them:
+ * [proxy+][tls+]PROTO@ADDR.  Each one sets a flag of struct conn_listen,
+ * so a new layer is one line here and one flag in conn.h.
+ */
+static const struct {
+	const char *prefix;
+	unsigned flag;		/* enum conn_listen_flags */
+} listen_prefixes[] = {
+	{ "proxy+", CONN_LISTEN_PROXY },
+};
+
+#define N_PREFIXES (sizeof(listen_prefixes) / sizeof(listen_prefixes[0]))
+
+char *options_listen_prefixes(unsigned flags, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < N_PREFIXES; i++)
+		if (flags & listen_prefixes[i].flag)
+			n += (size_t)snprintf(buf + n, n < size ? size - n : 0,
+			    "%s", listen_prefixes[i].prefix);
+	return buf;
+}
+
+/* Splits "[proxy+][PROTO@]ADDR[:PORT]" now that --protocol and --port are
+ * known. */
 static int resolve_listen(const struct options *o, struct options_listen *l,
     char *err, size_t errlen)
 {
-	const char *at = strchr(l->text, '@'), *addr = l->text;
+	const char *spec = l->text, *at, *addr;
 	char name[32];
 
+	l->flags = 0;
+	for (size_t i = 0; i < N_PREFIXES; i++) {
+		size_t n = strlen(listen_prefixes[i].prefix);
+
+		if (strncmp(spec, listen_prefixes[i].prefix, n) == 0) {
+			l->flags |= listen_prefixes[i].flag;
+			spec += n;
+		}
+	}
+	at = strchr(spec, '@');
+	addr = spec;
 	l->proto = o->protocol;
 	if (at) {
-		size_t n = (size_t)(at - l->text);
+		size_t n = (size_t)(at - spec);
 
-		snprintf(name, sizeof(name), "%.*s", (int)n, l->text);
+		snprintf(name, sizeof(name), "%.*s", (int)n, spec);
 		l->proto = n < sizeof(name) ? proto_find(name) : NULL;
 		if (!l->proto) {
 			fail(err, errlen, "unknown protocol '%.*s' in '%s' for "
 			    "option '--listen' (see 'echoserver --protocols')",
-			    (int)n, l->text, l->text);
+			    (int)n, spec, l->text);
 			return -1;
 		}
 		addr = at + 1;
@@ -417,6 +467,16 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			if (parse_long(arg, 4, 1 << 24, &v))
 				goto bad_value;
 			o->udp_cfg.rate_table = (unsigned)v;
+			break;
+		case OPT_PROXY_TIMEOUT:
+			/* No "0: off": a proxy+ port without a header
+			 * deadline would hold idle sockets forever. */
+			if (parse_seconds(arg, 3600, &o->proxy_timeout) ||
+			    o->proxy_timeout < 0.001)
+				goto bad_value;
+			break;
+		case OPT_REUSEPORT:
+			o->reuseport = 1;
 			break;
 		case 'v':
 			if (o->log_level < LL_DEBUG)

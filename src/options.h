@@ -16,10 +16,12 @@
 
 struct proto_ops;
 
-/* One --listen [PROTO@]ADDR[:PORT], resolved once every option is known. */
+/* One --listen [proxy+][PROTO@]ADDR[:PORT], resolved once every option
+ * is known. */
 struct options_listen {
 	const char *text;	/* as given; borrowed from argv */
 	const struct proto_ops *proto;	/* its handler */
+	unsigned flags;		/* its prefixes: enum conn_listen_flags */
 	struct sockaddr_storage addr;	/* with its port, or --port's */
 	socklen_t addrlen;
 };
@@ -52,6 +54,8 @@ struct options {
 	size_t low_water;	/* resume reading at or below this */
 	const char *port_file;	/* borrowed; NULL: none */
 	const char *reject_message;	/* borrowed; "" sends nothing */
+	double proxy_timeout;	/* seconds for a whole PROXY header, > 0 */
+	int reuseport;		/* SO_REUSEPORT on every listener */
 	int log_level;		/* enum log_level */
 	struct options_udp udp[OPTIONS_MAX_LISTEN];	/* UDP echo */
 	int n_udp;
@@ -82,5 +86,9 @@ void options_usage(FILE *out);
 
 /* Writes the handlers, one line each, to @out. */
 void options_list_protocols(FILE *out);
+
+/* Writes the -l prefixes that @flags (enum conn_listen_flags) stand for,
+ * as "proxy+", into @buf; "" for none.  Returns @buf. */
+char *options_listen_prefixes(unsigned flags, char *buf, size_t size);
 
 #endif

@@ -173,14 +173,21 @@ static void server_signal_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static int server_listen(struct server *s, const struct sockaddr *sa,
-    socklen_t len, int dual, const struct proto_ops *proto)
+    socklen_t len, int dual, const struct proto_ops *proto, unsigned flags)
 {
 	struct server_port *port = &s->ports[s->n_ports];
 	char text[NETADDR_STRLEN];
+	double pt = s->opts->proxy_timeout;
 
 	port->server = s;
 	port->cl.ops = proto;
-	port->listener = listener_new(s->base, sa, len, dual,
+	port->cl.flags = flags;
+	port->cl.proxy_timeout.tv_sec = (time_t)pt;
+	port->cl.proxy_timeout.tv_usec = (suseconds_t)((pt - (double)(time_t)pt)
+	    * 1e6);
+	port->listener = listener_new(s->base, sa, len,
+	    (dual ? LISTENER_DUAL_STACK : 0) |
+	    (s->opts->reuseport ? LISTENER_REUSEPORT : 0),
 	    s->opts->backlog, server_accept, port, &s->lstats);
 	if (!port->listener) {
 		int err = errno;
@@ -205,12 +212,12 @@ static int server_listen_any(struct server *s)
 
 	netaddr_parse("::", (uint16_t)s->opts->port, &ss, &len);
 	rc = server_listen(s, (struct sockaddr *)&ss, len, 1,
-	    s->opts->protocol);
+	    s->opts->protocol, 0);
 	if (rc != -EAFNOSUPPORT)
 		return rc;
 	netaddr_parse("0.0.0.0", (uint16_t)s->opts->port, &ss, &len);
 	return server_listen(s, (struct sockaddr *)&ss, len, 0,
-	    s->opts->protocol);
+	    s->opts->protocol, 0);
 }
 
 static int server_listen_all(struct server *s)
@@ -221,7 +228,8 @@ static int server_listen_all(struct server *s)
 		return server_listen_any(s);
 	for (int i = 0; i < o->n_listen; i++)
 		if (server_listen(s, (const struct sockaddr *)&o->listen[i].addr,
-		    o->listen[i].addrlen, 0, o->listen[i].proto))
+		    o->listen[i].addrlen, 0, o->listen[i].proto,
+		    o->listen[i].flags))
 			return -1;
 	return 0;
 }
@@ -367,11 +375,12 @@ static void log_startup(struct server *s)
 	size_t n = 0;
 
 	for (int i = 0; i < s->n_ports; i++) {
-		char addr[NETADDR_STRLEN];
+		char addr[NETADDR_STRLEN], pre[32];
 
 		listener_address(s->ports[i].listener, addr, sizeof(addr));
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s@%s",
-		    i ? " " : "", s->ports[i].cl.ops->name, addr);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s%s@%s",
+		    i ? " " : "", options_listen_prefixes(s->ports[i].cl.flags,
+		    pre, sizeof(pre)), s->ports[i].cl.ops->name, addr);
 	}
 	for (int i = 0; i < s->n_udp; i++) {
 		char addr[NETADDR_STRLEN];

@@ -63,7 +63,11 @@ static inline uint64_t stat_get(stat_t *s)
 	X(udp_guard_port, "udp_guard_port")				\
 	X(udp_guard_addr, "udp_guard_addr")				\
 	/* dropped: over the per-source rate limit */			\
-	X(udp_rate_limited, "udp_rate_limited")
+	X(udp_rate_limited, "udp_rate_limited")				\
+	/* closed: a bad or truncated PROXY protocol header */		\
+	X(proxy_errors, "proxy_errors")					\
+	/* closed: no complete PROXY header in --proxy-timeout */	\
+	X(proxy_timeouts, "proxy_timeouts")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\

@@ -319,6 +319,48 @@ START_TEST(test_echobench_reports_an_early_close)
 }
 END_TEST
 
+/* A server that closes between messages (its read of message 21 is its
+ * last, not echoed): --reconnect opens the connection again, counts it
+ * and what was left unanswered, and the run passes. */
+START_TEST(test_echobench_reconnect_reopens_after_a_close_between_messages)
+{
+	static const char *const args[] = { "-c", "2", "-s", "50", "-d",
+		"0.3", "-w", "0.1", "--reconnect", "--json", NULL };
+	struct fake_server s;
+	struct bench_run r;
+	const char *p;
+
+	fake_server_start(&s, FAULT_CLOSE);
+	run_echobench(&r, s.port, args);
+	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
+	p = strstr(r.out, "\"reconnects\":");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_gt(atol(p + 13), 0);
+	p = strstr(r.out, "\"unanswered_bytes\":");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_gt(atol(p + 19), 0);
+	bench_run_free(&r);
+	fake_server_stop(&s);
+}
+END_TEST
+
+/* --reconnect never hides a server that closes before echoing anything. */
+START_TEST(test_echobench_reconnect_still_fails_a_server_that_never_echoes)
+{
+	static const char *const args[] = { "-c", "2", "-s", "1500", "-d",
+		"0.3", "-w", "0.1", "--reconnect", NULL };
+	struct fake_server s;
+	struct bench_run r;
+
+	fake_server_start(&s, FAULT_CLOSE);
+	run_echobench(&r, s.port, args);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, "closed by the server"), "%s", r.err);
+	bench_run_free(&r);
+	fake_server_stop(&s);
+}
+END_TEST
+
 START_TEST(test_echobench_bad_values_exit_64_with_one_line)
 {
 	static const char *const bad[][3] = {
@@ -358,6 +400,10 @@ Suite *echobench_suite(void)
 	tcase_add_test(ok, test_echobench_hold_reports_rss_per_connection);
 	tcase_add_test(bad, test_echobench_reports_a_corrupted_byte);
 	tcase_add_test(bad, test_echobench_reports_an_early_close);
+	tcase_add_test(bad,
+	    test_echobench_reconnect_reopens_after_a_close_between_messages);
+	tcase_add_test(bad,
+	    test_echobench_reconnect_still_fails_a_server_that_never_echoes);
 	tcase_add_test(bad, test_echobench_bad_values_exit_64_with_one_line);
 	suite_add_tcase(s, ok);
 	suite_add_tcase(s, bad);

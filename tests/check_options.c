@@ -3,6 +3,7 @@
  * every kind of bad one, each rejected with a message naming the option
  * and the value.
  */
+#include "conn.h"
 #include "log.h"
 #include "options.h"
 #include "proto/proto.h"
@@ -40,6 +41,8 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_int_eq(o.n_listen, 0);
 	ck_assert_int_ge(o.threads, 1);
 	ck_assert(o.grace == 5.0);
+	ck_assert(o.proxy_timeout == 5.0);
+	ck_assert_int_eq(o.reuseport, 0);
 	ck_assert(o.idle_timeout == 0);
 	ck_assert_uint_eq(o.high_water, 1024 * 1024);
 	ck_assert_uint_eq(o.low_water, 256 * 1024);
@@ -85,6 +88,31 @@ START_TEST(test_options_listen_takes_a_protocol_and_a_port_each)
 	ck_assert_uint_eq(o.max_line, 1024);
 	ck_assert_uint_eq(o.max_bulk, 1u << 20);
 	ck_assert_uint_eq(o.max_memory, 64u << 20);
+}
+END_TEST
+
+START_TEST(test_options_listen_prefix_proxy_sets_the_flag)
+{
+	const char *args[] = { "-l", "proxy+line@127.0.0.1:5556", "-l",
+		"proxy+[::1]:5557", "-l", "echo@127.0.0.1", "--proxy-timeout",
+		"2.5", "--reuseport", NULL };
+	struct options o;
+	char err[256], pre[32];
+
+	ck_assert_int_eq(parse(&o, err, args), OPTIONS_OK);
+	ck_assert_uint_eq(o.listen[0].flags, CONN_LISTEN_PROXY);
+	ck_assert_str_eq(o.listen[0].proto->name, "line");
+	ck_assert_int_eq(listen_port(&o.listen[0]), 5556);
+	/* No handler named: --protocol's, behind the prefix. */
+	ck_assert_uint_eq(o.listen[1].flags, CONN_LISTEN_PROXY);
+	ck_assert_ptr_eq(o.listen[1].proto, o.protocol);
+	ck_assert_int_eq(o.listen[1].addr.ss_family, AF_INET6);
+	ck_assert_uint_eq(o.listen[2].flags, 0);
+	ck_assert(o.proxy_timeout == 2.5);
+	ck_assert_int_eq(o.reuseport, 1);
+	ck_assert_str_eq(options_listen_prefixes(CONN_LISTEN_PROXY, pre,
+	    sizeof(pre)), "proxy+");
+	ck_assert_str_eq(options_listen_prefixes(0, pre, sizeof(pre)), "");
 }
 END_TEST
 
@@ -211,6 +239,13 @@ static const struct bad {
 	{ { "--low-water", "-1" }, "'-1'", "'--low-water'" },
 	{ { "--low-water", "2M" }, "'2097152'", "'--low-water'" },
 	{ { "--port-file", "" }, "''", "'--port-file'" },
+	{ { "-l", "proxy+nope@127.0.0.1" }, "unknown protocol 'nope' in "
+	    "'proxy+nope@127.0.0.1'", "'--listen'" },
+	{ { "-l", "proxy+" }, "'proxy+'", "'--listen'" },
+	{ { "-l", "proxy@127.0.0.1" }, "unknown protocol 'proxy'",
+	    "'--listen'" },
+	{ { "--proxy-timeout", "0" }, "'0'", "'--proxy-timeout'" },
+	{ { "--proxy-timeout", "3601" }, "'3601'", "'--proxy-timeout'" },
 	{ { "--bogus" }, "unknown option", "'--bogus'" },
 	{ { "-x" }, "unknown option", "'-x'" },
 	{ { "-p" }, "needs a value", "'--port'" },
@@ -272,6 +307,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_options_help_and_version_are_not_errors);
 	tcase_add_test(tc, test_options_listen_takes_a_protocol_and_a_port_each);
 	tcase_add_test(tc, test_options_protocols_lists_every_handler);
+	tcase_add_test(tc, test_options_listen_prefix_proxy_sets_the_flag);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_loop_test(tc,

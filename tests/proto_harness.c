@@ -78,6 +78,14 @@ void conn_count_requests(struct conn *c, uint64_t n)
 	c->requests += n;
 }
 
+/* The fake connection has no socket, so no client address. */
+const struct sockaddr *conn_peer(const struct conn *c, socklen_t *len)
+{
+	if (len)
+		*len = 0;
+	return NULL;
+}
+
 /* Brackets one handler call: conn_reply() is allowed, and may point
  * into @in (NULL for open()). */
 static void harness_call_begin(struct conn *c, const char *in, size_t len)

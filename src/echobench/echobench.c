@@ -47,6 +47,8 @@ struct bench_options {
 	int quiet;
 	int udp;		/* --udp: flows of datagrams (udpgen.h) */
 	double loss_timeout;	/* --udp: seconds until counted lost */
+	int reconnect;		/* --reconnect: a close between messages
+				 * reopens */
 };
 
 /* What the main thread measures around the measuring phase. */
@@ -101,6 +103,9 @@ static void usage(FILE *f)
 "                        the datagrams lost\n"
 "      --loss-timeout SECS  --udp: a datagram not echoed by then is lost\n"
 "                        (default 0.2)\n"
+"      --reconnect       a connection the server closes between messages\n"
+"                        is opened again and counted, not an error (for\n"
+"                        servers stopped mid-run behind a balancer)\n"
 "      --json            print the summary as JSON\n"
 "  -q, --quiet           no progress line\n"
 "  -h, --help            this help\n"
@@ -178,7 +183,7 @@ static double parse_seconds(const char *opt, const char *val, double min)
 static void parse_options(int argc, char **argv, struct bench_options *o)
 {
 	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON, OPT_OPEN_TIMEOUT,
-		OPT_UDP, OPT_LOSS_TIMEOUT };
+		OPT_UDP, OPT_LOSS_TIMEOUT, OPT_RECONNECT };
 	static const struct option longopts[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -197,6 +202,7 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		{ "udp", no_argument, NULL, OPT_UDP },
 		{ "loss-timeout", required_argument, NULL,
 		    OPT_LOSS_TIMEOUT },
+		{ "reconnect", no_argument, NULL, OPT_RECONNECT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -287,6 +293,9 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		case OPT_LOSS_TIMEOUT:
 			o->loss_timeout = parse_seconds("--loss-timeout",
 			    optarg, 0.001);
+			break;
+		case OPT_RECONNECT:
+			o->reconnect = 1;
 			break;
 		case 'q':
 			o->quiet = 1;
@@ -396,6 +405,8 @@ static void sum_counters(struct loadgen **lgs, unsigned n,
 		sum->msgs += c.msgs;
 		sum->bytes += c.bytes;
 		sum->errors += c.errors;
+		sum->reconnects += c.reconnects;
+		sum->unanswered += c.unanswered;
 		sum->open += c.open;
 		sum->ready += c.ready;
 		sum->failed += c.failed;
@@ -514,6 +525,9 @@ static void print_summary(const struct bench_options *o,
 			printf("\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
 			    "\"rss_per_conn_bytes\":%ld,", r->rss_before,
 			    r->rss_after, rss_per_conn);
+		printf("\"reconnects\":%llu,\"unanswered_bytes\":%llu,",
+		    (unsigned long long)r->end.reconnects,
+		    (unsigned long long)r->end.unanswered);
 		printf("\"errors\":%llu}\n",
 		    (unsigned long long)r->end.errors);
 		return;
@@ -547,6 +561,11 @@ static void print_summary(const struct bench_options *o,
 		printf("  server rss  %ld KiB before, %ld KiB after: %ld bytes "
 		    "per connection\n", r->rss_before, r->rss_after,
 		    rss_per_conn);
+	if (o->reconnect)
+		printf("  reconnects  %llu, after the server closed between "
+		    "messages; %llu bytes sent were not answered\n",
+		    (unsigned long long)r->end.reconnects,
+		    (unsigned long long)r->end.unanswered);
 	printf("  errors      %llu\n", (unsigned long long)r->end.errors);
 }
 
@@ -741,6 +760,7 @@ int main(int argc, char **argv)
 	cfg.sources = o.sources;
 	cfg.connect_window = 256;
 	cfg.drain_timeout = 3.0;
+	cfg.reconnect = o.reconnect;
 	cfg.phase = &phase;
 
 	memset(&r, 0, sizeof(r));
@@ -814,6 +834,8 @@ int main(int argc, char **argv)
 	/* Errors found while draining count too. */
 	sum_counters(lgs, o.threads, &fin);
 	r.end.errors = fin.errors;
+	r.end.reconnects = fin.reconnects;
+	r.end.unanswered = fin.unanswered;
 	if (fin.ready + fin.failed < o.conns)
 		r.end.errors += o.conns - fin.ready - fin.failed;
 	print_summary(&o, &r);

@@ -459,6 +459,29 @@ static int lg_consume(struct loadgen *lg, struct lg_conn *c,
 	return lg_top_up(lg, c, now);
 }
 
+/*
+ * The server closed @c cleanly.  With reconnect, a close between messages
+ * (every byte echoed is a whole number of messages: nothing was cut
+ * short) is a server going away, as one behind a balancer does when it
+ * is stopped: count what it left unanswered and open a new connection.
+ * Returns 0 if so, -1 if it is an error after all.
+ */
+static int lg_reopen(struct loadgen *lg, struct lg_conn *c)
+{
+	if (!lg->cfg->reconnect || !c->ready ||
+	    lg->cfg->mode == LOADGEN_CHURN || lg->cfg->mode == LOADGEN_HOLD ||
+	    c->recvd % lg->cfg->size != 0)
+		return -1;
+	lg->mine.reconnects++;
+	lg->mine.unanswered += c->sent - c->recvd;
+	lg_close(lg, c);
+	c->state = LG_IDLE;
+	c->pat_start = (c->pat_start + 7919u) % PATTERN_PERIOD;
+	if (lg->phase < LOADGEN_DRAIN)
+		lg_connect(lg, c, now_ns());
+	return 0;
+}
+
 static void lg_readable(struct loadgen *lg, struct lg_conn *c)
 {
 	for (;;) {
@@ -475,6 +498,8 @@ static void lg_readable(struct loadgen *lg, struct lg_conn *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n == 0 && lg_reopen(lg, c) == 0)
 			return;
 		lg_fail(lg, c, "%s after %llu of %llu bytes echoed",
 		    n == 0 ? "closed by the server" : strerror(errno),

@@ -46,6 +46,9 @@ struct loadgen_config {
 					 * address run out */
 	unsigned connect_window;	/* connections opening at once */
 	double drain_timeout;		/* seconds to wait for the last echoes */
+	int reconnect;			/* ping-pong and bulk: a connection the
+					 * server closes between messages is
+					 * opened again, not an error */
 	int *phase;			/* enum loadgen_phase, atomic */
 };
 
@@ -57,6 +60,10 @@ struct loadgen_counters {
 	uint64_t open;		/* connections open now */
 	uint64_t ready;		/* connections that completed a first echo */
 	uint64_t failed;	/* connections given up on */
+	uint64_t reconnects;	/* closed by the server between messages
+				 * and opened again (reconnect) */
+	uint64_t unanswered;	/* bytes sent on those that the server
+				 * closed without echoing */
 };
 
 /*

@@ -29,6 +29,13 @@
  * @buf lies inside the input that data() was given, which stays valid
  * until that write: echoing input back costs no copy.
  *
+ * PROXY listeners.  On a proxy+ listener (-l proxy+NAME@ADDR) the
+ * connection reaches the handler only once its PROXY protocol header is
+ * complete and valid: open() is called then, never before, so nothing is
+ * sent (a banner included) to a client that has not sent one, and
+ * data() never sees the header.  A connection closed before that never
+ * reaches the handler: neither open() nor release() is called for it.
+ *
  * Closing.  A handler may reply and then return PROTO_CLOSE from the same
  * call.  The connection is never freed under a handler: it sends the
  * replies gathered so far, flushes them like any close (docs/design.md,
@@ -38,6 +45,7 @@
 #define PROTO_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <stdint.h>
@@ -119,7 +127,8 @@ struct proto_ops {
 
 	/*
 	 * Optional.  The connection is about to be freed; frees what the
-	 * handler allocated.  Called exactly once for every connection,
+	 * handler allocated.  Called exactly once for every connection that
+	 * reached the handler (see "PROXY listeners" above),
 	 * whatever open() returned (state is zeroed before open(), so it
 	 * can tell what open() got to).  Must not reply.
 	 */
@@ -139,6 +148,15 @@ const struct proto_config *conn_config(const struct conn *c);
 /* Adds @n to the requests the server has served (proto_stats.requests);
  * one call per data() keeps it cheap. */
 void conn_count_requests(struct conn *c, uint64_t n);
+
+/*
+ * The client's address, borrowed for as long as @c, with its length in
+ * *@len (if @len is not NULL): on a proxy+ listener the source that the
+ * PROXY header named, otherwise (and for a LOCAL header, a health check)
+ * the socket's peer.  NULL, with *@len 0, if the client vanished before
+ * its address could be read.
+ */
+const struct sockaddr *conn_peer(const struct conn *c, socklen_t *len);
 
 /* The built-in handlers, NULL-terminated, in --protocols order. */
 extern const struct proto_ops *const proto_handlers[];
