@@ -39,6 +39,7 @@ int main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	log_set_level(opts.log_level);
+	log_set_format(opts.log_format);
 	log_capture_libevent();
 	/* libevent writes with plain writev (docs/design.md, fact 10). */
 	signal(SIGPIPE, SIG_IGN);

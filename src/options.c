@@ -35,6 +35,7 @@ enum {
 	OPT_MAX_LINE,
 	OPT_MAX_BULK,
 	OPT_MAX_MEMORY,
+	OPT_LOG_FORMAT,
 };
 
 static const struct option long_options[] = {
@@ -58,6 +59,7 @@ static const struct option long_options[] = {
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -121,6 +123,7 @@ void options_usage(FILE *out)
 "      --port-file FILE    write the bound port to FILE (for scripts)\n"
 "  -v, --verbose           more logging; repeatable\n"
 "  -q, --quiet             less logging\n"
+"      --log-format FORMAT text (default) or json: one JSON object a line\n"
 "  -h, --help              this text\n"
 "  -V, --version           the version\n"
 "\n"
@@ -337,6 +340,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 		case 'q':
 			if (o->log_level > LL_ERROR)
 				o->log_level--;
+			break;
+		case OPT_LOG_FORMAT:
+			if (log_format_parse(arg) < 0)
+				goto bad_value;
+			o->log_format = log_format_parse(arg);
 			break;
 		case 'h':
 			return OPTIONS_HELP;

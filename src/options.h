@@ -43,6 +43,7 @@ struct options {
 	const char *port_file;	/* borrowed; NULL: none */
 	const char *reject_message;	/* borrowed; "" sends nothing */
 	int log_level;		/* enum log_level */
+	int log_format;		/* enum log_format */
 };
 
 enum options_result {
