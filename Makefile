@@ -36,6 +36,9 @@ libdir = $(PREFIX)/lib
 includedir = $(PREFIX)/include
 mandir = $(PREFIX)/share/man
 pkgconfigdir = $(libdir)/pkgconfig
+# systemd reads units from PREFIX/lib/systemd/system for /usr and
+# /usr/local alike (`systemd-analyze unit-paths`).
+systemdsystemunitdir = $(PREFIX)/lib/systemd/system
 
 ifneq ($(V),1)
 QUIET_CC = @echo '   ' CC $@;
@@ -50,6 +53,16 @@ CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 GLIB_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags glib-2.0 2>/dev/null)
 GLIB_LIBS ?= $(shell $(PKG_CONFIG) --libs glib-2.0 2>/dev/null)
+# libsystemd is optional (src/systemd.h): found, it brings socket
+# activation and sd_notify; HAVE_LIBSYSTEMD= builds without it anyway.
+HAVE_LIBSYSTEMD ?= $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null \
+	&& echo 1)
+LIBSYSTEMD_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
+LIBSYSTEMD_LIBS ?= $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
+# Expanded late, so that a libsystemd-dev that `make check` has just
+# installed is seen in the same run.
+SYSTEMD_CFLAGS = $(if $(HAVE_LIBSYSTEMD),-DHAVE_LIBSYSTEMD $(LIBSYSTEMD_CFLAGS))
+SYSTEMD_LIBS = $(if $(HAVE_LIBSYSTEMD),$(LIBSYSTEMD_LIBS))
 
 WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
@@ -66,7 +79,8 @@ endif
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
-	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o
+	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
+	src/systemd.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -92,11 +106,13 @@ WQ_SO = libworkqueue.so.$(WQ_SOVERSION)
 PROGRAMS = echoserver echobench
 LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
 EXAMPLES = src/workqueue/wq_example
+# The systemd units (src/systemd.h); the service is written for bindir.
+SYSTEMD_UNITS = echoserver.service src/echoserver.socket
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli tests/check_log
+	tests/check_resp_cli tests/check_log tests/check_systemd
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -110,10 +126,12 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
 	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
-all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
+all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
+	echoserver.service
 
 echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
+src/systemd.o: ALL_CFLAGS += $(SYSTEMD_CFLAGS)
 
 echobench: $(ECHOBENCH_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
@@ -132,12 +150,15 @@ libworkqueue.so: $(WQ_SO)
 # BUILD-PREFIX changes with the install paths, so workqueue.pc follows a new
 # PREFIX (the BUILD-FLAGS trick again).
 BUILD-PREFIX: FORCE
-	@p='$(PREFIX):$(libdir):$(includedir)'; \
+	@p='$(PREFIX):$(libdir):$(includedir):$(bindir)'; \
 	if test x"$$p" != x"`cat $@ 2>/dev/null`"; then echo "$$p" >$@; fi
 workqueue.pc: src/workqueue/workqueue.pc.in BUILD-PREFIX
 	$(QUIET_GEN)sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(libdir)|' \
 		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 		$< >$@+ && mv $@+ $@
+
+echoserver.service: src/echoserver.service.in BUILD-PREFIX
+	$(QUIET_GEN)sed -e 's|@bindir@|$(bindir)|' $< >$@+ && mv $@+ $@
 
 # The example includes <workqueue.h> as an installed program would.
 src/workqueue/wq_example.o: ALL_CFLAGS += -Isrc/workqueue
@@ -168,7 +189,7 @@ deps:
 # SANITIZE or CC rebuilds everything instead of mixing objects (git's
 # GIT-CFLAGS trick).
 TRACK_FLAGS = $(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
-	$(ALL_LDFLAGS)
+	$(ALL_LDFLAGS) $(SYSTEMD_CFLAGS)
 BUILD-FLAGS: FORCE
 	@flags='$(subst ','\'',$(TRACK_FLAGS))'; \
 	if test x"$$flags" != x"`cat $@ 2>/dev/null`"; then \
@@ -197,6 +218,7 @@ tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
 tests/check_log: tests/check_log.o $(TESTUTIL) src/log.o
+tests/check_systemd: tests/check_systemd.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
@@ -227,7 +249,7 @@ FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 		tests/faults.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
-		$(LIBEVENT_LIBS)
+		$(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
 
 # libFuzzer runs through the harness: tests/fuzz_proto.c over the line
 # handlers and the example, tests/fuzz_resp.c over resp and its parser.
@@ -271,7 +293,7 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
-	tests/check_protocols tests/check_resp_cli
+	tests/check_protocols tests/check_resp_cli tests/check_systemd
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).
@@ -386,9 +408,13 @@ bench-workqueue: bench/bench_workqueue
 
 # --- installing --------------------------------------------------------------
 
+# The units only with libsystemd: without it the service could not
+# report ready nor take the socket's connections.
 install: all install-workqueue
 	install -d $(DESTDIR)$(bindir)
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(bindir)
+	$(if $(HAVE_LIBSYSTEMD),install -d $(DESTDIR)$(systemdsystemunitdir) && \
+		install -m 644 $(SYSTEMD_UNITS) $(DESTDIR)$(systemdsystemunitdir))
 
 install-workqueue: $(LIBS)
 	install -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) \
@@ -401,7 +427,9 @@ install-workqueue: $(LIBS)
 	install -m 644 src/workqueue/workqueue.3 $(DESTDIR)$(mandir)/man3
 
 uninstall: uninstall-workqueue
-	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%)
+	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%) \
+		$(patsubst %,$(DESTDIR)$(systemdsystemunitdir)/%,$(notdir \
+		$(SYSTEMD_UNITS)))
 
 uninstall-workqueue:
 	rm -f $(DESTDIR)$(libdir)/libworkqueue.a $(DESTDIR)$(libdir)/$(WQ_SO) \
@@ -419,7 +447,8 @@ clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
 		tests/fuzz_proto tests/fuzz_resp \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
-		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
+		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d) \
+		echoserver.service
 	rm -rf tests/tmp bench/.baseline
 
 distclean: clean

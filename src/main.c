@@ -6,6 +6,7 @@
 #include "log.h"
 #include "options.h"
 #include "server.h"
+#include "systemd.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
 		options_usage(stdout);
 		return 0;
 	case OPTIONS_VERSION:
-		printf("echoserver %s\n", VERSION);
+		printf("echoserver %s\n%s\n", VERSION, systemd_features());
 		return 0;
 	case OPTIONS_PROTOCOLS:
 		options_list_protocols(stdout);
