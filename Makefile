@@ -167,10 +167,52 @@ src/workqueue/wq_example: src/workqueue/wq_example.o libworkqueue.a
 
 # --- packages ----------------------------------------------------------------
 
+# The Debian packages the build needs: a feature that brings a build
+# dependency appends it here.  When one is missing, `make run` and `make
+# check` install them themselves if they can (as root, or where `sudo -n`
+# works), showing the apt-get line they run, and go on; otherwise, or for
+# other targets, make stops with one line naming the command (see
+# docs/operations.md, "Set-up").  The optional ones come along with that
+# install, but their absence alone installs nothing: the build goes on
+# without their features (`echoserver --version` says).  Tools that only
+# tests use are not here: such a test says skip and why.
+DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check libssl-dev
+DEBIAN_PACKAGES_OPTIONAL = libsystemd-dev
+# 1: install what is missing; 0: only name it.  Default: 1 for run, check.
+INSTALL_DEPS = $(if $(filter run check,$(MAKECMDGOALS)),1,0)
+APT_GET = apt-get
+
+# Which packages are missing is dpkg's answer, so a half-installed or
+# removed package counts; without dpkg (not Debian) this step is skipped
+# and the pkg-config checks below still name what the build lacks.
+DPKG_MISSING = for p in $(1); do \
+	dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | \
+	grep -qx installed || printf ' %s' $$p; done
+need-packages:
+	@command -v dpkg-query >/dev/null 2>&1 || exit 0; \
+	missing=$$($(call DPKG_MISSING,$(DEBIAN_PACKAGES))); \
+	test -n "$$missing" || exit 0; \
+	opt=$$($(call DPKG_MISSING,$(DEBIAN_PACKAGES_OPTIONAL))); \
+	if test "$(INSTALL_DEPS)" = 1 && test "$$(id -u)" = 0; then sudo=; \
+	elif test "$(INSTALL_DEPS)" = 1 && sudo -n true 2>/dev/null; then \
+		sudo='sudo -n '; \
+	else echo "echoserver: missing packages:$$missing; install them" \
+		"with: sudo apt-get install -y$$missing$$opt (or run" \
+		"'make deps')" >&2; exit 1; fi; \
+	cmd="$${sudo}env DEBIAN_FRONTEND=noninteractive $(APT_GET) install" \
+	cmd="$$cmd -y -q --no-install-recommends$$missing$$opt"; \
+	echo "echoserver: installing the missing packages:$$missing$$opt"; \
+	echo "  $$cmd"; \
+	$$cmd </dev/null || { \
+		echo "  $${sudo}$(APT_GET) update -q (the package lists may" \
+			"be stale), then again"; \
+		$${sudo}$(APT_GET) update -q </dev/null && $$cmd </dev/null; \
+	} || { echo "echoserver: could not install$$missing$$opt; see" \
+		"apt-get's output above" >&2; exit 1; }
+
 # One clear line naming what is missing, instead of a wall of compiler errors.
 # `make deps` installs the packages on Debian.
-DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check
-need-libevent:
+need-libevent: need-packages
 	@$(PKG_CONFIG) --exists 'libevent >= 2.1' 2>/dev/null || { echo \
 	"echoserver: libevent 2.1 not found; install it with: sudo apt-get install -y pkg-config libevent-dev (or run 'make deps')" >&2; \
 	exit 1; }
@@ -181,7 +223,8 @@ need-check: need-libevent
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y \
-		--no-install-recommends $(DEBIAN_PACKAGES)
+		--no-install-recommends $(DEBIAN_PACKAGES) \
+		$(DEBIAN_PACKAGES_OPTIONAL)
 
 # --- compiling ---------------------------------------------------------------
 
@@ -190,7 +233,7 @@ deps:
 # GIT-CFLAGS trick).
 TRACK_FLAGS = $(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
 	$(ALL_LDFLAGS) $(SYSTEMD_CFLAGS)
-BUILD-FLAGS: FORCE
+BUILD-FLAGS: FORCE | need-packages
 	@flags='$(subst ','\'',$(TRACK_FLAGS))'; \
 	if test x"$$flags" != x"`cat $@ 2>/dev/null`"; then \
 		echo "$$flags" >$@; fi
@@ -458,4 +501,4 @@ distclean: clean
 .PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
 	stress-leaks run bench bench-resp bench-workqueue install uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
-	need-libevent need-check FORCE
+	need-packages need-libevent need-check FORCE
