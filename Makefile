@@ -106,13 +106,16 @@ WQ_SO = libworkqueue.so.$(WQ_SOVERSION)
 PROGRAMS = echoserver echobench
 LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
 EXAMPLES = src/workqueue/wq_example
+# Installed by `make install`; tests/check_ops.c holds them to --help.
+MAN1 = src/echoserver.1 src/echobench/echobench.1
 # The systemd units (src/systemd.h); the service is written for bindir.
 SYSTEMD_UNITS = echoserver.service src/echoserver.socket
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli tests/check_log tests/check_systemd
+	tests/check_resp_cli tests/check_log tests/check_systemd \
+	tests/check_ops
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -262,6 +265,7 @@ tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
 tests/check_log: tests/check_log.o $(TESTUTIL) src/log.o
 tests/check_systemd: tests/check_systemd.o $(TESTUTIL)
+tests/check_ops: tests/check_ops.o $(TESTUTIL) | echoserver echobench
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
@@ -454,8 +458,9 @@ bench-workqueue: bench/bench_workqueue
 # The units only with libsystemd: without it the service could not
 # report ready nor take the socket's connections.
 install: all install-workqueue
-	install -d $(DESTDIR)$(bindir)
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(bindir)
+	install -m 644 $(MAN1) $(DESTDIR)$(mandir)/man1
 	$(if $(HAVE_LIBSYSTEMD),install -d $(DESTDIR)$(systemdsystemunitdir) && \
 		install -m 644 $(SYSTEMD_UNITS) $(DESTDIR)$(systemdsystemunitdir))
 
@@ -471,6 +476,7 @@ install-workqueue: $(LIBS)
 
 uninstall: uninstall-workqueue
 	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%) \
+		$(patsubst %,$(DESTDIR)$(mandir)/man1/%,$(notdir $(MAN1))) \
 		$(patsubst %,$(DESTDIR)$(systemdsystemunitdir)/%,$(notdir \
 		$(SYSTEMD_UNITS)))
 
