@@ -164,15 +164,16 @@ struct listener *listener_adopt(struct event_base *base, int fd,
 	l->cb = cb;
 	l->arg = arg;
 	l->stats = stats;
-	/* systemd passes blocking sockets without FD_CLOEXEC; accepting
-	 * must never block the main thread. */
+	/* Passed sockets are blocking unless the unit says otherwise, and
+	 * accepting must never block the main thread (docs/design.md,
+	 * fact O2). */
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) ||
 	    getsockname(fd, (struct sockaddr *)&l->addr, &alen))
 		goto fail;
-	/* Backlog 0: listen() was called by whoever bound it, with its
-	 * own backlog (the socket unit's Backlog=). */
+	/* Backlog 0: already listening, with the backlog its binder chose
+	 * (the socket unit's Backlog=; fact O2). */
 	if (listener_arm(l, base, fd, 0))
 		goto fail;
 	return l;

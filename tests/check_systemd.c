@@ -108,9 +108,10 @@ static int notify_wait(int fd, const char *want, char *seen, size_t size,
 	}
 }
 
-/* A loopback TCP port that was free a moment ago.  systemd-socket-activate
+/* A loopback port that was free a moment ago.  systemd-socket-activate
  * binds the port it is given and reports none back, so the test has to
- * choose one; a lost race shows as its exit, and the test retries. */
+ * choose one; a lost race shows as its exit, and the test retries
+ * (docs/design.md, fact O1). */
 static int free_port(int type)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -130,7 +131,8 @@ static int free_port(int type)
  * Runs `systemd-socket-activate [-d] -l 127.0.0.1:PORT -E NOTIFY_SOCKET=...
  * [$TEST_WRAPPER] echoserver ARGS...` with stderr to server.log_path;
  * returns the port.  It execs echoserver in place at the first connection
- * attempt, so server.pid is echoserver's from then on.
+ * attempt, so server.pid is echoserver's from then on, and passes no
+ * environment but what -E names (docs/design.md, fact O1).
  */
 static int activate(const char *const *args, int datagram)
 {
@@ -355,7 +357,8 @@ START_TEST(test_systemd_off_build_says_it_ignores_systemd)
 END_TEST
 
 /* The units as `make` wrote them, with ExecStart= pointing at the
- * echoserver under test (verify checks that it exists), in @dir. */
+ * echoserver under test (verify checks that it exists: docs/design.md,
+ * fact O3), in @dir. */
 static void units_copy(const char *dir)
 {
 	char cmd[PATH_MAX + 256];
