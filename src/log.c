@@ -168,22 +168,27 @@ static void put_json_string(struct line *l, const char *s)
 		put(l, "\"", 1);
 }
 
+/* True if @s reads back as one key=value word without quotes. */
+static int text_is_plain(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f || *p == '"' || *p == '\\' ||
+		    *p == '=')
+			return 0;
+	return 1;
+}
+
 /* A text field's value, quoted (with C-style escapes) only when needed,
- * so that key=value splits on spaces. */
+ * so that a line still splits into key=value words on spaces. */
 static void put_text_value(struct line *l, const char *s)
 {
 	char esc[8];
 
-	if (*s && !strpbrk(s, " \"\\=") && !memchr(s, 0x7f, strlen(s))) {
-		int plain = 1;
-
-		for (const char *p = s; *p; p++)
-			if ((unsigned char)*p < 0x20)
-				plain = 0;
-		if (plain) {
-			puts_(l, s);
-			return;
-		}
+	if (text_is_plain(s)) {
+		puts_(l, s);
+		return;
 	}
 	put(l, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
