@@ -128,7 +128,9 @@ void options_usage(FILE *out)
 "  -V, --version           the version\n"
 "\n"
 "SIGINT or SIGTERM: stop accepting, flush, exit 0; a second one exits at\n"
-"once.  SIGUSR1: log the statistics.\n", out);
+"once.  SIGUSR1: log the statistics.\n"
+"Under systemd, the sockets it passes replace the default listener;\n"
+"--version says whether this build can (see echoserver(1)).\n", out);
 }
 
 void options_list_protocols(FILE *out)
