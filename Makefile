@@ -187,7 +187,9 @@ APT_GET = apt-get
 
 # Which packages are missing is dpkg's answer, so a half-installed or
 # removed package counts; without dpkg (not Debian) this step is skipped
-# and the pkg-config checks below still name what the build lacks.
+# and the pkg-config checks below still name what the build lacks.  The
+# lock timeout makes a second make (another terminal) wait for the first
+# one's apt-get rather than fail.
 DPKG_MISSING = for p in $(1); do \
 	dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | \
 	grep -qx installed || printf ' %s' $$p; done
@@ -203,7 +205,8 @@ need-packages:
 		"with: sudo apt-get install -y$$missing$$opt (or run" \
 		"'make deps')" >&2; exit 1; fi; \
 	cmd="$${sudo}env DEBIAN_FRONTEND=noninteractive $(APT_GET) install" \
-	cmd="$$cmd -y -q --no-install-recommends$$missing$$opt"; \
+	cmd="$$cmd -y -q -o DPkg::Lock::Timeout=300"; \
+	cmd="$$cmd --no-install-recommends$$missing$$opt"; \
 	echo "echoserver: installing the missing packages:$$missing$$opt"; \
 	echo "  $$cmd"; \
 	$$cmd </dev/null || { \

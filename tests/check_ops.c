@@ -287,10 +287,12 @@ START_TEST(test_setup_installs_showing_the_apt_get_line)
 	ck_assert_msg(strstr(out, "echoserver: installing the missing "
 	    "packages: sl cowsay\n"), "%s", out);
 	ck_assert_msg(strstr(out, "\n  env DEBIAN_FRONTEND=noninteractive "
-	    "apt-get --simulate install -y -q --no-install-recommends sl "
+	    "apt-get --simulate install -y -q -o DPkg::Lock::Timeout=300 "
+	    "--no-install-recommends sl "
 	    "cowsay\n") || strstr(out, "\n  sudo -n env "
 	    "DEBIAN_FRONTEND=noninteractive apt-get --simulate install -y "
-	    "-q --no-install-recommends sl cowsay\n"), "%s", out);
+	    "-q -o DPkg::Lock::Timeout=300 --no-install-recommends sl "
+	    "cowsay\n"), "%s", out);
 	/* apt-get's own answer: it would install both. */
 	ck_assert_msg(strstr(out, "\nInst sl ") && strstr(out, "\nInst "
 	    "cowsay "), "%s", out);
