@@ -128,25 +128,31 @@ static int free_port(int type)
 }
 
 /*
- * Runs `systemd-socket-activate [-d] -l 127.0.0.1:PORT -E NOTIFY_SOCKET=...
- * [$TEST_WRAPPER] echoserver ARGS...` with stderr to server.log_path;
- * returns the port.  It execs echoserver in place at the first connection
+ * Runs `systemd-socket-activate [-d] -l 127.0.0.1:PORT... -E
+ * NOTIFY_SOCKET=... [$TEST_WRAPPER] echoserver ARGS...`, with @n ports
+ * (stored in @ports), and stderr to server.log_path.  It execs echoserver in place at the first connection
  * attempt, so server.pid is echoserver's from then on, and passes no
  * environment but what -E names (docs/design.md, fact O1).
  */
-static int activate(const char *const *args, int datagram)
+static void activate(const char *const *args, int datagram, int *ports,
+    int n_ports)
 {
-	static char listen_arg[64], env_arg[160], wrapper[1024];
+	static char listen_arg[4][64], env_arg[160], wrapper[1024];
 	const char *w = getenv("TEST_WRAPPER");
 	char *argv[64];
-	int n = 0, port = free_port(datagram ? SOCK_DGRAM : SOCK_STREAM);
+	int n = 0;
 
-	snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%d", port);
+	ck_assert_int_le(n_ports, 4);
 	argv[n++] = "systemd-socket-activate";
 	if (datagram)
 		argv[n++] = "-d";
-	argv[n++] = "-l";
-	argv[n++] = listen_arg;
+	for (int i = 0; i < n_ports; i++) {
+		ports[i] = free_port(datagram ? SOCK_DGRAM : SOCK_STREAM);
+		snprintf(listen_arg[i], sizeof(listen_arg[i]), "127.0.0.1:%d",
+		    ports[i]);
+		argv[n++] = "-l";
+		argv[n++] = listen_arg[i];
+	}
 	if (notify_path[0]) {
 		snprintf(env_arg, sizeof(env_arg), "NOTIFY_SOCKET=%s",
 		    notify_path);
@@ -179,18 +185,19 @@ static int activate(const char *const *args, int datagram)
 		execvp(argv[0], argv);
 		_exit(127);
 	}
-	return port;
 }
 
-/* Waits for systemd-socket-activate to bind; false if it exited (the
- * port was taken after all). */
-static int activate_listening(uint64_t deadline)
+/* Waits for systemd-socket-activate to bind its last port, @port; false
+ * if it exited (a port was taken after all). */
+static int activate_listening(int port, uint64_t deadline)
 {
+	char want[64];
+
+	snprintf(want, sizeof(want), "Listening on 127.0.0.1:%d ", port);
 	while (now_ms() < deadline) {
 		int status;
 
-		if (test_server_log_wait(&server, "Listening on",
-		    now_ms() + 50))
+		if (test_server_log_wait(&server, want, now_ms() + 50))
 			return 1;
 		if (waitpid(server.pid, &status, WNOHANG) == server.pid) {
 			server.pid = 0;
@@ -225,37 +232,44 @@ START_TEST(test_systemd_socket_activation_serves_inherited_and_listen)
 {
 	const char *args[] = { "-t", "2", "--protocol", "reverse", "-l",
 		"line@127.0.0.1:0", "--port-file", port_path, NULL };
-	char buf[16] = "", seen[4096] = "", *log, want[96];
-	int nfd, fd, lfd, port = 0, ports[2];
+	char buf[16] = "", seen[4096] = "", *log, want[160];
+	int nfd, fd, fd2, lfd, ok = 0, sd[2], ports[3];
 	uint64_t deadline;
 
 	make_dir();
 	snprintf(port_path, sizeof(port_path), "%s/port", server.dir);
 	nfd = notify_socket_open();
-	for (int attempt = 0; attempt < 5 && !port; attempt++) {
-		port = activate(args, 0);
-		if (!activate_listening(now_ms() + 20000))
-			port = 0;
+	for (int attempt = 0; attempt < 5 && !ok; attempt++) {
+		activate(args, 0, sd, 2);
+		ok = activate_listening(sd[1], now_ms() + 20000);
 	}
-	ck_assert_msg(port, "systemd-socket-activate never listened");
+	ck_assert_msg(ok, "systemd-socket-activate never listened");
 
 	/* The first connection starts echoserver, which accepts it from the
 	 * inherited socket and serves it with --protocol's handler. */
-	fd = test_connect(port);
+	fd = test_connect(sd[0]);
 	write_all(fd, "hello\n", 6);
 	ck_assert_uint_eq(read_exact(fd, buf, 6, now_ms() + 60000), 6);
 	ck_assert_str_eq(buf, "olleh\n");
 
-	/* Sockets from systemd first, then -l, which still opens. */
-	read_ports(ports, 2);
-	ck_assert_int_eq(ports[0], port);
-	lfd = test_connect(ports[1]);
+	/* Sockets from systemd first, in their order, then -l, which still
+	 * opens; every inherited one has --protocol's handler. */
+	read_ports(ports, 3);
+	ck_assert_int_eq(ports[0], sd[0]);
+	ck_assert_int_eq(ports[1], sd[1]);
+	fd2 = test_connect(sd[1]);
+	write_all(fd2, "abc\n", 4);
+	memset(buf, 0, sizeof(buf));
+	ck_assert_uint_eq(read_exact(fd2, buf, 4, now_ms() + 60000), 4);
+	ck_assert_str_eq(buf, "cba\n");
+	lfd = test_connect(ports[2]);
 	write_all(lfd, "hi\n", 3);
 	memset(buf, 0, sizeof(buf));
 	ck_assert_uint_eq(read_exact(lfd, buf, 3, now_ms() + 60000), 3);
 	ck_assert_str_eq(buf, "hi\n");
 	snprintf(want, sizeof(want), "listening on reverse@127.0.0.1:%d "
-	    "line@127.0.0.1:%d;", port, ports[1]);
+	    "reverse@127.0.0.1:%d line@127.0.0.1:%d;", sd[0], sd[1],
+	    ports[2]);
 	ck_assert(test_server_log_wait(&server, want, now_ms() + 10000));
 
 	/* Readiness over the notify socket passed with -E. */
@@ -263,12 +277,13 @@ START_TEST(test_systemd_socket_activation_serves_inherited_and_listen)
 	ck_assert_msg(notify_wait(nfd, "READY=1", seen, sizeof(seen),
 	    deadline), "no READY=1; got: %s", seen);
 	close(fd);
+	close(fd2);
 	close(lfd);
 	kill(server.pid, SIGTERM);
 	ck_assert_msg(notify_wait(nfd, "STOPPING=1", seen, sizeof(seen),
 	    deadline), "no STOPPING=1; got: %s", seen);
 	log = test_server_wait_clean(&server);
-	ck_assert_ptr_nonnull(strstr(log, "conns_total=2"));
+	ck_assert_ptr_nonnull(strstr(log, "accepted=3 "));
 	free(log);
 	close(nfd);
 }
@@ -278,16 +293,15 @@ START_TEST(test_systemd_refuses_an_inherited_datagram_socket)
 {
 	const char *args[] = { "-t", "1", NULL };
 	struct sockaddr_in sin = { .sin_family = AF_INET };
-	int port = 0, fd, status;
+	int port, fd, status, ok = 0;
 	char *log;
 
 	make_dir();
-	for (int attempt = 0; attempt < 5 && !port; attempt++) {
-		port = activate(args, 1);
-		if (!activate_listening(now_ms() + 20000))
-			port = 0;
+	for (int attempt = 0; attempt < 5 && !ok; attempt++) {
+		activate(args, 1, &port, 1);
+		ok = activate_listening(port, now_ms() + 20000);
 	}
-	ck_assert_msg(port, "systemd-socket-activate never listened");
+	ck_assert_msg(ok, "systemd-socket-activate never listened");
 	/* A datagram is the "connection attempt" that starts the server. */
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	sin.sin_port = htons((uint16_t)port);
