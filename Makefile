@@ -313,7 +313,7 @@ tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
 FUZZ_RUNS =
-FUZZ_HARNESSES = proto resp
+FUZZ_HARNESSES = proto resp log
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 FUZZ_COMMON_SRCS = tests/proto_harness.c $(PROTO_OBJS:.o=.c) \
@@ -330,6 +330,12 @@ tests/fuzz_proto: tests/fuzz_proto.c $(FUZZ_COMMON_SRCS) \
 tests/fuzz_resp: tests/fuzz_resp.c $(FUZZ_COMMON_SRCS) $(FUZZ_HEADERS)
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
 		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+# tests/fuzz_log.c: every JSON log line must be valid JSON, whatever the
+# message and fields hold.
+tests/fuzz_log: tests/fuzz_log.c src/log.c src/log.h
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) \
+		$(LIBEVENT_LIBS)
 fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		mkdir -p tests/tmp/fuzz/$$h; \
@@ -497,7 +503,7 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
-		tests/fuzz_proto tests/fuzz_resp \
+		tests/fuzz_proto tests/fuzz_resp tests/fuzz_log \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d) \
 		echoserver.service
