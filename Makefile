@@ -133,7 +133,8 @@ all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	echoserver.service
 
 echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) \
+		$(SYSTEMD_LIBS)
 src/systemd.o: ALL_CFLAGS += $(SYSTEMD_CFLAGS)
 
 echobench: $(ECHOBENCH_OBJS)

@@ -129,10 +129,11 @@ static int free_port(int type)
 
 /*
  * Runs `systemd-socket-activate [-d] -l 127.0.0.1:PORT... -E
- * NOTIFY_SOCKET=... [$TEST_WRAPPER] echoserver ARGS...`, with @n ports
- * (stored in @ports), and stderr to server.log_path.  It execs echoserver in place at the first connection
- * attempt, so server.pid is echoserver's from then on, and passes no
- * environment but what -E names (docs/design.md, fact O1).
+ * NOTIFY_SOCKET=... [$TEST_WRAPPER] echoserver ARGS...` on @n_ports free
+ * ports (stored in @ports), with stderr to server.log_path.  It execs
+ * echoserver in place at the first connection attempt, so server.pid is
+ * echoserver's from then on, and passes little environment but what -E
+ * names (docs/design.md, fact O1).
  */
 static void activate(const char *const *args, int datagram, int *ports,
     int n_ports)
