@@ -70,7 +70,7 @@ static void put(struct line *l, const char *s, size_t n)
 	l->len += n;
 }
 
-static void puts_(struct line *l, const char *s)
+static void put_str(struct line *l, const char *s)
 {
 	put(l, s, strlen(s));
 }
@@ -187,7 +187,7 @@ static void put_text_value(struct line *l, const char *s)
 	char esc[8];
 
 	if (text_is_plain(s)) {
-		puts_(l, s);
+		put_str(l, s);
 		return;
 	}
 	put(l, "\"", 1);
@@ -218,19 +218,19 @@ static void build_text(struct line *l, const struct timeval *tv,
 	k = strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
 	snprintf(ts + k, sizeof(ts) - k, ".%03ld %s: ",
 	    (long)tv->tv_usec / 1000, level_names[level]);
-	puts_(l, ts);
-	puts_(l, msg);
+	put_str(l, ts);
+	put_str(l, msg);
 	for (size_t i = 0; i < n; i++) {
 		char num[32];
 
 		put(l, " ", 1);
-		puts_(l, fields[i].key);
+		put_str(l, fields[i].key);
 		put(l, "=", 1);
 		if (fields[i].str) {
 			put_text_value(l, fields[i].str);
 		} else {
 			snprintf(num, sizeof(num), "%lld", fields[i].num);
-			puts_(l, num);
+			put_str(l, num);
 		}
 	}
 	put_tail(l, "\n");
@@ -251,7 +251,7 @@ static void build_json(struct line *l, const struct timeval *tv,
 	k = strftime(ts, sizeof(ts), "{\"ts\":\"%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + k, sizeof(ts) - k, ".%03ldZ\",\"level\":\"%s\","
 	    "\"msg\":", (long)tv->tv_usec / 1000, level_names[level]);
-	puts_(l, ts);
+	put_str(l, ts);
 	put_json_string(l, msg);
 	for (size_t i = 0; i < n && !l->cut; i++) {
 		size_t mark = l->len;
@@ -264,7 +264,7 @@ static void build_json(struct line *l, const struct timeval *tv,
 			put_json_string(l, fields[i].str);
 		} else {
 			snprintf(num, sizeof(num), "%lld", fields[i].num);
-			puts_(l, num);
+			put_str(l, num);
 		}
 		if (l->cut)
 			l->len = mark;
