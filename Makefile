@@ -36,6 +36,9 @@ libdir = $(PREFIX)/lib
 includedir = $(PREFIX)/include
 mandir = $(PREFIX)/share/man
 pkgconfigdir = $(libdir)/pkgconfig
+# systemd reads units from PREFIX/lib/systemd/system for /usr and
+# /usr/local alike (`systemd-analyze unit-paths`).
+systemdsystemunitdir = $(PREFIX)/lib/systemd/system
 
 ifneq ($(V),1)
 QUIET_CC = @echo '   ' CC $@;
@@ -50,6 +53,16 @@ CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 GLIB_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags glib-2.0 2>/dev/null)
 GLIB_LIBS ?= $(shell $(PKG_CONFIG) --libs glib-2.0 2>/dev/null)
+# libsystemd is optional (src/systemd.h): found, it brings socket
+# activation and sd_notify; HAVE_LIBSYSTEMD= builds without it anyway.
+HAVE_LIBSYSTEMD ?= $(shell $(PKG_CONFIG) --exists libsystemd 2>/dev/null \
+	&& echo 1)
+LIBSYSTEMD_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libsystemd 2>/dev/null)
+LIBSYSTEMD_LIBS ?= $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
+# Expanded late, so that a libsystemd-dev that `make check` has just
+# installed is seen in the same run.
+SYSTEMD_CFLAGS = $(if $(HAVE_LIBSYSTEMD),-DHAVE_LIBSYSTEMD $(LIBSYSTEMD_CFLAGS))
+SYSTEMD_LIBS = $(if $(HAVE_LIBSYSTEMD),$(LIBSYSTEMD_LIBS))
 
 WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
@@ -67,7 +80,7 @@ endif
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
-	src/udp.o src/proxy.o
+	src/udp.o src/proxy.o src/systemd.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -94,12 +107,17 @@ WQ_SO = libworkqueue.so.$(WQ_SOVERSION)
 PROGRAMS = echoserver echobench
 LIBS = libworkqueue.a $(WQ_SO) libworkqueue.so workqueue.pc
 EXAMPLES = src/workqueue/wq_example
+# Installed by `make install`; tests/check_ops.c holds them to --help.
+MAN1 = src/echoserver.1 src/echobench/echobench.1
+# The systemd units (src/systemd.h); the service is written for bindir.
+SYSTEMD_UNITS = echoserver.service src/echoserver.socket
 TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
 	tests/check_resp_cli tests/check_udp tests/check_proxy \
-	tests/check_proxy_server
+	tests/check_proxy_server tests/check_log tests/check_systemd \
+	tests/check_ops
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -116,10 +134,13 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(BENCH_PEERS:%=%.o) \
 	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
 
-all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
+all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
+	echoserver.service
 
 echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) \
+		$(SYSTEMD_LIBS)
+src/systemd.o: ALL_CFLAGS += $(SYSTEMD_CFLAGS)
 
 echobench: $(ECHOBENCH_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
@@ -138,12 +159,15 @@ libworkqueue.so: $(WQ_SO)
 # BUILD-PREFIX changes with the install paths, so workqueue.pc follows a new
 # PREFIX (the BUILD-FLAGS trick again).
 BUILD-PREFIX: FORCE
-	@p='$(PREFIX):$(libdir):$(includedir)'; \
+	@p='$(PREFIX):$(libdir):$(includedir):$(bindir)'; \
 	if test x"$$p" != x"`cat $@ 2>/dev/null`"; then echo "$$p" >$@; fi
 workqueue.pc: src/workqueue/workqueue.pc.in BUILD-PREFIX
 	$(QUIET_GEN)sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(libdir)|' \
 		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 		$< >$@+ && mv $@+ $@
+
+echoserver.service: src/echoserver.service.in BUILD-PREFIX
+	$(QUIET_GEN)sed -e 's|@bindir@|$(bindir)|' $< >$@+ && mv $@+ $@
 
 # The example includes <workqueue.h> as an installed program would.
 src/workqueue/wq_example.o: ALL_CFLAGS += -Isrc/workqueue
@@ -152,10 +176,55 @@ src/workqueue/wq_example: src/workqueue/wq_example.o libworkqueue.a
 
 # --- packages ----------------------------------------------------------------
 
+# The Debian packages the build needs: a feature that brings a build
+# dependency appends it here.  When one is missing, `make run` and `make
+# check` install them themselves if they can (as root, or where `sudo -n`
+# works), showing the apt-get line they run, and go on; otherwise, or for
+# other targets, make stops with one line naming the command (see
+# docs/operations.md, "Set-up").  The optional ones come along with that
+# install, but their absence alone installs nothing: the build goes on
+# without their features (`echoserver --version` says).  Tools that only
+# tests use are not here: such a test says skip and why.
+DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check libssl-dev
+DEBIAN_PACKAGES_OPTIONAL = libsystemd-dev
+# 1: install what is missing; 0: only name it.  Default: 1 for run, check.
+INSTALL_DEPS = $(if $(filter run check,$(MAKECMDGOALS)),1,0)
+APT_GET = apt-get
+
+# Which packages are missing is dpkg's answer, so a half-installed or
+# removed package counts; without dpkg (not Debian) this step is skipped
+# and the pkg-config checks below still name what the build lacks.  The
+# lock timeout makes a second make (another terminal) wait for the first
+# one's apt-get rather than fail.
+DPKG_MISSING = for p in $(1); do \
+	dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | \
+	grep -qx installed || printf ' %s' $$p; done
+need-packages:
+	@command -v dpkg-query >/dev/null 2>&1 || exit 0; \
+	missing=$$($(call DPKG_MISSING,$(DEBIAN_PACKAGES))); \
+	test -n "$$missing" || exit 0; \
+	opt=$$($(call DPKG_MISSING,$(DEBIAN_PACKAGES_OPTIONAL))); \
+	if test "$(INSTALL_DEPS)" = 1 && test "$$(id -u)" = 0; then sudo=; \
+	elif test "$(INSTALL_DEPS)" = 1 && sudo -n true 2>/dev/null; then \
+		sudo='sudo -n '; \
+	else echo "echoserver: missing packages:$$missing; install them" \
+		"with: sudo apt-get install -y$$missing$$opt (or run" \
+		"'make deps')" >&2; exit 1; fi; \
+	cmd="$${sudo}env DEBIAN_FRONTEND=noninteractive $(APT_GET) install" \
+	cmd="$$cmd -y -q -o DPkg::Lock::Timeout=300"; \
+	cmd="$$cmd --no-install-recommends$$missing$$opt"; \
+	echo "echoserver: installing the missing packages:$$missing$$opt"; \
+	echo "  $$cmd"; \
+	$$cmd </dev/null || { \
+		echo "  $${sudo}$(APT_GET) update -q (the package lists may" \
+			"be stale), then again"; \
+		$${sudo}$(APT_GET) update -q </dev/null && $$cmd </dev/null; \
+	} || { echo "echoserver: could not install$$missing$$opt; see" \
+		"apt-get's output above" >&2; exit 1; }
+
 # One clear line naming what is missing, instead of a wall of compiler errors.
 # `make deps` installs the packages on Debian.
-DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check
-need-libevent:
+need-libevent: need-packages
 	@$(PKG_CONFIG) --exists 'libevent >= 2.1' 2>/dev/null || { echo \
 	"echoserver: libevent 2.1 not found; install it with: sudo apt-get install -y pkg-config libevent-dev (or run 'make deps')" >&2; \
 	exit 1; }
@@ -166,7 +235,8 @@ need-check: need-libevent
 deps:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y \
-		--no-install-recommends $(DEBIAN_PACKAGES)
+		--no-install-recommends $(DEBIAN_PACKAGES) \
+		$(DEBIAN_PACKAGES_OPTIONAL)
 
 # --- compiling ---------------------------------------------------------------
 
@@ -174,8 +244,8 @@ deps:
 # SANITIZE or CC rebuilds everything instead of mixing objects (git's
 # GIT-CFLAGS trick).
 TRACK_FLAGS = $(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
-	$(ALL_LDFLAGS)
-BUILD-FLAGS: FORCE
+	$(ALL_LDFLAGS) $(SYSTEMD_CFLAGS)
+BUILD-FLAGS: FORCE | need-packages
 	@flags='$(subst ','\'',$(TRACK_FLAGS))'; \
 	if test x"$$flags" != x"`cat $@ 2>/dev/null`"; then \
 		echo "$$flags" >$@; fi
@@ -207,6 +277,9 @@ tests/check_udp: tests/check_udp.o $(TESTUTIL) src/udp.o src/log.o src/netaddr.o
 		| echobench
 tests/check_proxy: tests/check_proxy.o $(TESTUTIL) src/proxy.o
 tests/check_proxy_server: tests/check_proxy_server.o $(TESTUTIL)
+tests/check_log: tests/check_log.o $(TESTUTIL) src/log.o
+tests/check_systemd: tests/check_systemd.o $(TESTUTIL)
+tests/check_ops: tests/check_ops.o $(TESTUTIL) | echoserver echobench
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_haproxy: tests/check_haproxy.o $(TESTUTIL)
@@ -238,7 +311,7 @@ FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 		tests/faults.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
-		$(LIBEVENT_LIBS)
+		$(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
 
 # libFuzzer runs through the harness: tests/fuzz_proto.c over the line
 # handlers and the example, tests/fuzz_resp.c over resp and its parser.
@@ -252,7 +325,7 @@ tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
 FUZZ_RUNS =
-FUZZ_HARNESSES = proto resp proxy
+FUZZ_HARNESSES = proto resp proxy log
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 FUZZ_COMMON_SRCS = tests/proto_harness.c $(PROTO_OBJS:.o=.c) \
@@ -273,6 +346,12 @@ tests/fuzz_resp: tests/fuzz_resp.c $(FUZZ_COMMON_SRCS) $(FUZZ_HEADERS)
 tests/fuzz_proxy: tests/fuzz_proxy.c src/proxy.c src/proxy.h src/netaddr.h
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc \
 		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+# tests/fuzz_log.c: every JSON log line must be valid JSON, whatever the
+# message and fields hold.
+tests/fuzz_log: tests/fuzz_log.c src/log.c src/log.h
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) \
+		$(LIBEVENT_LIBS)
 fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		mkdir -p tests/tmp/fuzz/$$h; \
@@ -287,7 +366,7 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
 	tests/check_protocols tests/check_resp_cli tests/check_udp \
-	tests/check_proxy_server
+	tests/check_proxy_server tests/check_systemd
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).
@@ -419,9 +498,14 @@ bench-workqueue: bench/bench_workqueue
 
 # --- installing --------------------------------------------------------------
 
+# The units only with libsystemd: without it the service could not
+# report ready nor take the socket's connections.
 install: all install-workqueue
-	install -d $(DESTDIR)$(bindir)
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(mandir)/man1
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(bindir)
+	install -m 644 $(MAN1) $(DESTDIR)$(mandir)/man1
+	$(if $(HAVE_LIBSYSTEMD),install -d $(DESTDIR)$(systemdsystemunitdir) && \
+		install -m 644 $(SYSTEMD_UNITS) $(DESTDIR)$(systemdsystemunitdir))
 
 install-workqueue: $(LIBS)
 	install -d $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) \
@@ -434,7 +518,10 @@ install-workqueue: $(LIBS)
 	install -m 644 src/workqueue/workqueue.3 $(DESTDIR)$(mandir)/man3
 
 uninstall: uninstall-workqueue
-	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%)
+	rm -f $(PROGRAMS:%=$(DESTDIR)$(bindir)/%) \
+		$(patsubst %,$(DESTDIR)$(mandir)/man1/%,$(notdir $(MAN1))) \
+		$(patsubst %,$(DESTDIR)$(systemdsystemunitdir)/%,$(notdir \
+		$(SYSTEMD_UNITS)))
 
 uninstall-workqueue:
 	rm -f $(DESTDIR)$(libdir)/libworkqueue.a $(DESTDIR)$(libdir)/$(WQ_SO) \
@@ -450,10 +537,11 @@ configure: configure.ac
 
 clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
-		tests/fuzz_proto tests/fuzz_resp tests/fuzz_proxy \
+		$(FUZZ_HARNESSES:%=tests/fuzz_%) \
 		$(STRESS_TESTS) $(HAPROXY_TESTS) $(EXAMPLES) \
 		bench/bench_workqueue \
-		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
+		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d) \
+		echoserver.service
 	rm -rf tests/tmp bench/.baseline
 
 distclean: clean
@@ -464,4 +552,8 @@ distclean: clean
 	stress-tsan stress-leaks run bench bench-resp bench-udp \
 	bench-workqueue install uninstall install-workqueue \
 	uninstall-workqueue clean distclean deps \
-	need-libevent need-check FORCE
+	need-packages need-libevent need-check FORCE
+.PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
+	stress-leaks run bench bench-resp bench-workqueue install uninstall \
+	install-workqueue uninstall-workqueue clean distclean deps \
+	need-packages need-libevent need-check FORCE

@@ -96,6 +96,24 @@ static void listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
 	evconnlistener_enable(l->evl);
 }
 
+/* Wraps the bound socket @fd in an evconnlistener with the EMFILE
+ * handling.  Once l->evl is set it owns @fd, failure or not; before that
+ * @fd is still the caller's to close. */
+static int listener_arm(struct listener *l, struct event_base *base, int fd,
+    int backlog)
+{
+	l->evl = evconnlistener_new(base, listener_accept_cb, l,
+	    LEV_OPT_CLOSE_ON_FREE, backlog, fd);
+	if (!l->evl)
+		return -1;
+	evconnlistener_set_error_cb(l->evl, listener_error_cb);
+	l->backoff = evtimer_new(base, listener_backoff_cb, l);
+	l->reserve_fd = open_reserve();
+	if (!l->backoff || l->reserve_fd < 0)
+		return -1;
+	return 0;
+}
+
 struct listener *listener_new(struct event_base *base,
     const struct sockaddr *sa, socklen_t len, unsigned flags, int backlog,
     listener_accept_fn *cb, void *arg, struct listener_stats *stats)
@@ -126,21 +144,47 @@ struct listener *listener_new(struct event_base *base,
 	    getsockname(fd, (struct sockaddr *)&l->addr, &alen))
 		goto fail;
 	/* evconnlistener_new() calls listen() with the backlog. */
-	l->evl = evconnlistener_new(base, listener_accept_cb, l,
-	    LEV_OPT_CLOSE_ON_FREE, backlog, fd);
-	if (!l->evl)
-		goto fail;
-	fd = -1;		/* the evconnlistener owns it now */
-	evconnlistener_set_error_cb(l->evl, listener_error_cb);
-	l->backoff = evtimer_new(base, listener_backoff_cb, l);
-	l->reserve_fd = open_reserve();
-	if (!l->backoff || l->reserve_fd < 0)
+	if (listener_arm(l, base, fd, backlog))
 		goto fail;
 	return l;
 
 fail:
 	err = errno;
-	if (fd >= 0)
+	if (fd >= 0 && !l->evl)
+		close(fd);
+	listener_free(l);
+	errno = err;
+	return NULL;
+}
+
+struct listener *listener_adopt(struct event_base *base, int fd,
+    listener_accept_fn *cb, void *arg, struct listener_stats *stats)
+{
+	struct listener *l = xcalloc(1, sizeof(*l));
+	socklen_t alen = sizeof(l->addr);
+	int flags, err;
+
+	l->reserve_fd = -1;
+	l->cb = cb;
+	l->arg = arg;
+	l->stats = stats;
+	/* Passed sockets are blocking unless the unit says otherwise, and
+	 * accepting must never block the main thread (docs/design.md,
+	 * fact O2). */
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) ||
+	    getsockname(fd, (struct sockaddr *)&l->addr, &alen))
+		goto fail;
+	/* Backlog 0: already listening, with the backlog its binder chose
+	 * (the socket unit's Backlog=; fact O2). */
+	if (listener_arm(l, base, fd, 0))
+		goto fail;
+	return l;
+
+fail:
+	err = errno;
+	if (!l->evl)
 		close(fd);
 	listener_free(l);
 	errno = err;

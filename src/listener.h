@@ -44,6 +44,15 @@ struct listener *listener_new(struct event_base *base,
     const struct sockaddr *sa, socklen_t len, unsigned flags, int backlog,
     listener_accept_fn *cb, void *arg, struct listener_stats *stats);
 
+/*
+ * Like listener_new(), for @fd, a socket already bound and listening
+ * (one systemd passed, socket activation).  The listener takes @fd over,
+ * and closes it if this fails.  Returns the listener, or NULL with errno
+ * set.
+ */
+struct listener *listener_adopt(struct event_base *base, int fd,
+    listener_accept_fn *cb, void *arg, struct listener_stats *stats);
+
 /* Closes the socket and frees @l. */
 void listener_free(struct listener *l);
 

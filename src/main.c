@@ -6,6 +6,7 @@
 #include "log.h"
 #include "options.h"
 #include "server.h"
+#include "systemd.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
 		options_usage(stdout);
 		return 0;
 	case OPTIONS_VERSION:
-		printf("echoserver %s\n", VERSION);
+		printf("echoserver %s\n%s\n", VERSION, systemd_features());
 		return 0;
 	case OPTIONS_PROTOCOLS:
 		options_list_protocols(stdout);
@@ -39,6 +40,7 @@ int main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	log_set_level(opts.log_level);
+	log_set_format(opts.log_format);
 	log_capture_libevent();
 	/* libevent writes with plain writev (docs/design.md, fact 10). */
 	signal(SIGPIPE, SIG_IGN);

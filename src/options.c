@@ -43,6 +43,7 @@ enum {
 	OPT_UDP_RATE_TABLE,
 	OPT_PROXY_TIMEOUT,
 	OPT_REUSEPORT,
+	OPT_LOG_FORMAT,
 };
 
 static const struct option long_options[] = {
@@ -74,6 +75,7 @@ static const struct option long_options[] = {
 	{ "reuseport", no_argument, NULL, OPT_REUSEPORT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -159,11 +161,14 @@ void options_usage(FILE *out)
 "                          one line per listener, then \"udp PORT\" per -u\n"
 "  -v, --verbose           more logging; repeatable\n"
 "  -q, --quiet             less logging\n"
+"      --log-format FORMAT text (default) or json: one JSON object a line\n"
 "  -h, --help              this text\n"
 "  -V, --version           the version\n"
 "\n"
 "SIGINT or SIGTERM: stop accepting, flush, exit 0; a second one exits at\n"
-"once.  SIGUSR1: log the statistics.\n", out);
+"once.  SIGUSR1: log the statistics.\n"
+"Under systemd, the sockets it passes replace the default listener;\n"
+"--version says whether this build can (see echoserver(1)).\n", out);
 }
 
 void options_list_protocols(FILE *out)
@@ -485,6 +490,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 		case 'q':
 			if (o->log_level > LL_ERROR)
 				o->log_level--;
+			break;
+		case OPT_LOG_FORMAT:
+			if (log_format_parse(arg) < 0)
+				goto bad_value;
+			o->log_format = log_format_parse(arg);
 			break;
 		case 'h':
 			return OPTIONS_HELP;

@@ -60,6 +60,7 @@ struct options {
 	struct options_udp udp[OPTIONS_MAX_LISTEN];	/* UDP echo */
 	int n_udp;
 	struct udp_config udp_cfg;	/* its guards */
+	int log_format;		/* enum log_format */
 };
 
 enum options_result {

@@ -9,6 +9,7 @@
 #include "netaddr.h"
 #include "store.h"
 #include "udp.h"
+#include "systemd.h"
 #include "common/fdlimit.h"
 #include "common/xalloc.h"
 
@@ -144,6 +145,7 @@ static void server_stop(struct server *s, int sig)
 	if (s->stopping)
 		return;
 	s->stopping = true;
+	systemd_notify("STOPPING=1\nSTATUS=stopping: flushing clients");
 	log_info("received SIG%s: stopping; flushing clients for up to %g s",
 	    sigabbrev_np(sig), s->opts->grace);
 	/* Deleting the signal events restores the default action, so a
@@ -220,11 +222,45 @@ static int server_listen_any(struct server *s)
 	    s->opts->protocol, 0);
 }
 
+/* The sockets systemd passed (socket activation), each with --protocol;
+ * returns how many, or -1 after logging why. */
+static int server_listen_inherited(struct server *s)
+{
+	int n = systemd_listen_fds();
+
+	if (n > 0 && n + s->opts->n_listen > OPTIONS_MAX_LISTEN) {
+		log_error("too many listeners: %d from systemd and %d from "
+		    "'--listen' (at most %d)", n, s->opts->n_listen,
+		    OPTIONS_MAX_LISTEN);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		struct server_port *port = &s->ports[s->n_ports];
+		int fd = SYSTEMD_LISTEN_FDS_START + i;
+
+		port->server = s;
+		port->cl.ops = s->opts->protocol;
+		port->listener = listener_adopt(s->base, fd, server_accept,
+		    port, &s->lstats);
+		if (!port->listener) {
+			log_error("cannot listen on descriptor %d from "
+			    "systemd: %s", fd, strerror(errno));
+			return -1;
+		}
+		s->n_ports++;
+	}
+	return n;
+}
+
+/* Inherited sockets replace the default listener; -l ones still open. */
 static int server_listen_all(struct server *s)
 {
 	const struct options *o = s->opts;
+	int inherited = server_listen_inherited(s);
 
-	if (!o->n_listen)
+	if (inherited < 0)
+		return -1;
+	if (!o->n_listen && !inherited)
 		return server_listen_any(s);
 	for (int i = 0; i < o->n_listen; i++)
 		if (server_listen(s, (const struct sockaddr *)&o->listen[i].addr,
@@ -420,6 +456,7 @@ int server_run(struct server *s)
 		rc = -1;
 		goto join;
 	}
+	systemd_notify("READY=1\nSTATUS=serving");
 	if (event_base_dispatch(s->base) < 0) {
 		log_error("main event loop failed");
 		rc = -1;
