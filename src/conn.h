@@ -47,6 +47,7 @@
 #ifndef CONN_H
 #define CONN_H
 
+#include "latency.h"
 #include "stats.h"
 
 #include <stdbool.h>
@@ -75,6 +76,8 @@ struct conn_batch {
 	int n_iov;
 	size_t len;		/* bytes in iov */
 	size_t copied;		/* bytes of copy in use */
+	uint64_t read_ns;	/* when the input was read, until its first
+				 * reply is written; 0: not timed */
 	char copy[CONN_BATCH_COPY];
 };
 
@@ -97,9 +100,11 @@ struct conn_env {
 	const struct proto_config *proto_cfg;	/* (worker) borrowed */
 	_Atomic long *conns_now;	/* (worker) open, server-wide */
 	bool stopping;		/* (worker) leave the loop at the last close */
+	bool measure_latency;	/* (worker) fill @latency (--metrics) */
 
 	struct conn *conns;	/* every open connection */
 	struct worker_stats stats;
+	struct latency_hist latency;	/* read to reply (latency.h) */
 	struct conn_batch batch;
 };
 

@@ -38,6 +38,7 @@ struct worker_config {
 	double grace;		/* seconds to flush at shutdown */
 	const struct proto_config *proto_cfg;	/* the handlers' settings */
 	_Atomic long *conns_now;	/* open connections, server-wide */
+	bool measure_latency;	/* keep the reply-latency histogram */
 };
 
 struct worker {
