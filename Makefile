@@ -66,7 +66,8 @@ endif
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
-	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o
+	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
+	src/metrics.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.

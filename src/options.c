@@ -35,6 +35,7 @@ enum {
 	OPT_MAX_LINE,
 	OPT_MAX_BULK,
 	OPT_MAX_MEMORY,
+	OPT_METRICS,
 };
 
 static const struct option long_options[] = {
@@ -56,6 +57,7 @@ static const struct option long_options[] = {
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -119,6 +121,9 @@ void options_usage(FILE *out)
 "      --reject-message TEXT  line sent to clients over the limit\n"
 "                          (default \"ERROR too many connections\")\n"
 "      --port-file FILE    write the bound port to FILE (for scripts)\n"
+"      --metrics [ADDR:]PORT\n"
+"                          serve Prometheus metrics at GET /metrics on\n"
+"                          PORT (default ADDR: all interfaces)\n"
 "  -v, --verbose           more logging; repeatable\n"
 "  -q, --quiet             less logging\n"
 "  -h, --help              this text\n"
@@ -200,6 +205,32 @@ static int parse_bytes(const char *s, uint64_t min, uint64_t max,
 }
 
 #define WATER_MAX ((uint64_t)1 << 40)
+
+/* "[ADDR:]PORT" for --metrics: a bare port means every interface. */
+static int parse_metrics(struct options *o, const char *arg)
+{
+	struct sockaddr_storage other;
+	socklen_t len;
+
+	o->metrics_any = arg[0] >= '0' && arg[0] <= '9' && !strchr(arg, '.') &&
+	    !strchr(arg, ':');
+	if (o->metrics_any) {
+		char any[16];
+
+		if (strlen(arg) > 5)
+			return -1;
+		snprintf(any, sizeof(any), "[::]:%s", arg);
+		return netaddr_parse(any, 0, &o->metrics_addr,
+		    &o->metrics_addrlen);
+	}
+	/* The port is required: netaddr_parse() supplies a default one
+	 * only when the text has none, so two defaults tell. */
+	if (netaddr_parse(arg, 0, &o->metrics_addr, &o->metrics_addrlen) ||
+	    netaddr_parse(arg, 1, &other, &len) ||
+	    memcmp(&other, &o->metrics_addr, len))
+		return -1;
+	return 0;
+}
 
 /* Splits "[PROTO@]ADDR[:PORT]" now that --protocol and --port are known. */
 static int resolve_listen(const struct options *o, struct options_listen *l,
@@ -329,6 +360,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 		case OPT_MAX_MEMORY:
 			if (parse_bytes(arg, 0, WATER_MAX, &o->max_memory))
 				goto bad_value;
+			break;
+		case OPT_METRICS:
+			if (parse_metrics(o, arg))
+				goto bad_value;
+			o->metrics = arg;
 			break;
 		case 'v':
 			if (o->log_level < LL_DEBUG)

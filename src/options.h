@@ -42,6 +42,11 @@ struct options {
 	size_t low_water;	/* resume reading at or below this */
 	const char *port_file;	/* borrowed; NULL: none */
 	const char *reject_message;	/* borrowed; "" sends nothing */
+	const char *metrics;	/* --metrics as given, borrowed; NULL: off */
+	struct sockaddr_storage metrics_addr;	/* with its port */
+	socklen_t metrics_addrlen;
+	int metrics_any;	/* no ADDR given: all interfaces, dual-stack;
+				 * metrics_addr is then "[::]:PORT" */
 	int log_level;		/* enum log_level */
 };
 

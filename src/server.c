@@ -6,6 +6,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "store.h"
 #include "common/fdlimit.h"
@@ -150,6 +151,8 @@ static void server_stop(struct server *s, int sig)
 	event_del(s->sig_int);
 	event_del(s->sig_term);
 	event_del(s->sweep_timer);
+	metrics_free(s->metrics);
+	s->metrics = NULL;
 	for (int i = 0; i < s->n_ports; i++) {
 		listener_free(s->ports[i].listener);
 		s->ports[i].listener = NULL;
@@ -225,6 +228,24 @@ static int server_listen_all(struct server *s)
 	return 0;
 }
 
+/* --metrics: the Prometheus endpoint on the main base (metrics.h). */
+static int server_metrics(struct server *s)
+{
+	const struct options *o = s->opts;
+
+	s->metrics = metrics_new(s->base,
+	    (const struct sockaddr *)&o->metrics_addr, o->metrics_addrlen,
+	    o->metrics_any, &(struct metrics_source){
+		.workers = s->workers,
+		.n_workers = s->n_workers,
+		.listener = &s->lstats,
+		.store = s->store,
+		.max_memory = o->max_memory,
+		.max_conns = s->max_conns,
+	});
+	return s->metrics ? 0 : -1;
+}
+
 int server_init(struct server *s, const struct options *o)
 {
 	struct event_config *ec;
@@ -258,6 +279,7 @@ int server_init(struct server *s, const struct options *o)
 		.grace = o->grace,
 		.proto_cfg = &s->proto_cfg,
 		.conns_now = &s->conns_now,
+		.measure_latency = o->metrics != NULL,
 	};
 
 	ec = event_config_new();
@@ -296,6 +318,8 @@ int server_init(struct server *s, const struct options *o)
 		if (worker_init(&s->workers[s->n_workers], s->n_workers,
 		    &s->wcfg))
 			return -1;
+	if (o->metrics && server_metrics(s))
+		return -1;
 	return 0;
 }
 
@@ -312,6 +336,8 @@ static int write_port_file(struct server *s, const char *path)
 		goto fail;
 	for (int i = 0; i < s->n_ports; i++)
 		fprintf(f, "%d\n", listener_port(s->ports[i].listener));
+	if (s->metrics)
+		fprintf(f, "%d\n", metrics_port(s->metrics));
 	if (fclose(f) || rename(tmp, path))
 		goto fail;
 	return 0;
@@ -338,6 +364,12 @@ static void log_startup(struct server *s)
 	    s->n_workers == 1 ? "" : "s",
 	    event_get_version(), event_base_get_method(s->base),
 	    s->max_conns);
+	if (s->metrics) {
+		char addr[NETADDR_STRLEN];
+
+		metrics_address(s->metrics, addr, sizeof(addr));
+		log_info("metrics on http://%s/metrics", addr);
+	}
 }
 
 int server_run(struct server *s)
@@ -377,6 +409,7 @@ join:
 
 void server_release(struct server *s)
 {
+	metrics_free(s->metrics);
 	for (int i = 0; i < s->n_ports; i++)
 		listener_free(s->ports[i].listener);
 	for (int i = 0; i < s->n_workers; i++)
