@@ -376,6 +376,13 @@ bench-resp: echoserver
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/resp.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_RESP_ARGS)
 
+# What the reply-latency histogram of --metrics costs the echo path
+# (bench/metrics.py): docs/benchmarks-metrics.md, under the same lock.
+bench-metrics: echoserver echobench
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/metrics.py \
+		$(if $(BENCH_QUICK),--quick)
+.PHONY: bench-metrics
+
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(GLIB_CFLAGS) -MMD -MP -c -o $@ $<
