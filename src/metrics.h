@@ -14,8 +14,8 @@
  * in turn for a few instructions (store.h), as resp's INFO does.
  *
  * Limits.  libevent 2.1's evhttp accepts headers and bodies of any size
- * and times connections out after 50 s unless told otherwise, and it has
- * no connection limit (docs/design.md, facts M1 and M2), so metrics_new()
+ * and never times a server connection out unless told otherwise, and it
+ * has no connection limit (docs/design.md, facts M1 and M2), so metrics_new()
  * sets every limit it has, and its listener is our own evconnlistener,
  * which backs off on EMFILE instead of spinning (fact 5).
  *
