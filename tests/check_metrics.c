@@ -171,6 +171,26 @@ static double sum_workers(const char *body, const char *name, int workers)
 	return sum;
 }
 
+/*
+ * Scrapes until @series reaches @want, and returns what it last read.  A
+ * worker counts a reply just after it has sent it, so a client can have
+ * its echo before the count moves (a moment, but under valgrind a long
+ * one).
+ */
+static double wait_sample(int port, const char *series, double want)
+{
+	uint64_t deadline = deadline_in(20000);
+	double v;
+
+	do {
+		char *body = scrape(port);
+
+		v = sample(body, series);
+		free(body);
+	} while (v < want && now_ms() < deadline);
+	return v;
+}
+
 /* Sends @n messages of @size bytes on @fd one at a time, each echoed and
  * checked before the next. */
 static void ping_pong(int fd, int n, size_t size)
@@ -231,6 +251,10 @@ START_TEST(test_metrics_counters_and_histogram_follow_the_echoes)
 	ck_assert(sample(before, "echoserver_workers") == 2);
 	fd = test_connect(server.port);
 	ping_pong(fd, N, SIZE);
+	ck_assert(wait_sample(port, "echoserver_reply_latency_seconds_count",
+	    N) == N);
+	ck_assert(wait_sample(port, "echoserver_bytes_out_total", N * SIZE) ==
+	    N * SIZE);
 	after = scrape(port);
 
 	/* Each ping-pong is one read and one reply: N observations. */
@@ -466,12 +490,153 @@ START_TEST(test_metrics_port_taken_fails_start_up_naming_it)
 }
 END_TEST
 
+/* Echoes @n messages of @size bytes and exits 0 if every one came back;
+ * for a child process, so it never fails the test itself. */
+static void echo_child(int port, int n, size_t size)
+{
+	char out[256], in[256];
+	int fd = test_connect_from(port, 0);
+
+	memset(out, 'e', sizeof(out));
+	if (fd < 0 || size > sizeof(out))
+		_exit(2);
+	for (int i = 0; i < n; i++) {
+		size_t got = 0;
+
+		if (write(fd, out, size) != (ssize_t)size)
+			_exit(3);
+		while (got < size) {
+			ssize_t r = read(fd, in + got, size - got);
+
+			if (r <= 0)
+				_exit(4);
+			got += (size_t)r;
+		}
+	}
+	close(fd);
+	_exit(0);
+}
+
+START_TEST(test_metrics_scrapes_beside_busy_workers_see_counts_grow)
+{
+	enum { CHILDREN = 4, N = 2000, SIZE = 64 };
+	int port = start_with_metrics(NULL), status, scrapes = 0, left;
+	pid_t kids[CHILDREN];
+	double prev = 0, bytes;
+	char *body;
+
+	for (int i = 0; i < CHILDREN; i++) {
+		kids[i] = fork();
+		ck_assert_int_ge(kids[i], 0);
+		if (kids[i] == 0)
+			echo_child(server.port, (int)scaled(N, 50), SIZE);
+	}
+	/* Scrape while the workers echo: every scrape is whole, and the
+	 * counters only grow. */
+	do {
+		body = scrape(port);
+		bytes = sample(body, "echoserver_bytes_in_total");
+		ck_assert_msg(bytes >= prev, "bytes_in went from %g to %g",
+		    prev, bytes);
+		prev = bytes;
+		scrapes++;
+		free(body);
+		left = 0;
+		for (int i = 0; i < CHILDREN; i++)
+			if (kids[i] && waitpid(kids[i], &status, WNOHANG) ==
+			    kids[i]) {
+				ck_assert_msg(WIFEXITED(status) &&
+				    WEXITSTATUS(status) == 0,
+				    "echo client %d failed: %d", i, status);
+				kids[i] = 0;
+			} else if (kids[i]) {
+				left++;
+			}
+	} while (left);
+	bytes = (double)CHILDREN * (double)scaled(N, 50) * SIZE;
+	ck_assert(wait_sample(port, "echoserver_bytes_in_total", bytes) ==
+	    bytes);
+	ck_assert(wait_sample(port, "echoserver_bytes_out_total", bytes) ==
+	    bytes);
+	ck_assert_int_gt(scrapes, 1);
+	/* A sanitizer's report would make this exit status non-zero. */
+	free(test_server_stop_clean(&server));
+}
+END_TEST
+
+START_TEST(test_metrics_out_of_descriptors_backs_off_and_recovers)
+{
+	/* A connection limit above the fd limit, so accept() meets EMFILE;
+	 * the metrics port is the port file's last line. */
+	const char *args[] = { "-t", "2", "-c", "100000", "--metrics",
+		"127.0.0.1:0", "-v", NULL };
+	enum { MAX = 400 };
+	int fds[MAX], held = 0, shed = 0, fd, port, eof;
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: t\r\n"
+	    "Connection: close\r\n\r\n";
+	double cpu0, cpu1;
+	uint64_t t0;
+	char *reply;
+	size_t n;
+
+	test_server_start_ex(&server, args, NULL, 64);
+	port = server.ports[server.n_ports - 1];
+	while (held + shed < MAX) {
+		fd = test_connect(server.port);
+		if (test_echo_once(fd)) {
+			fds[held++] = fd;
+		} else {
+			close(fd);
+			if (++shed > 20)
+				break;
+		}
+	}
+	ck_assert_int_gt(shed, 0);	/* out of descriptors now */
+
+	/* The kernel queues the scrape; the server cannot accept it.  It
+	 * must rest, not spin, meanwhile. */
+	fd = test_connect(port);
+	write_all(fd, req, sizeof(req) - 1);
+	cpu0 = procstat_cpu_seconds(server.pid);
+	t0 = now_ms();
+	poll(NULL, 0, 1000);	/* the span measured, not a sync */
+	cpu1 = procstat_cpu_seconds(server.pid);
+	ck_assert_msg(cpu1 - cpu0 < 0.25 * (double)(now_ms() - t0) / 1000.0,
+	    "server used %.2f s of CPU in %.2f s", cpu1 - cpu0,
+	    (double)(now_ms() - t0) / 1000.0);
+	ck_assert(test_server_log_wait(&server, "metrics: accept: Too many "
+	    "open files; pausing", deadline_in(1000)));
+
+	/* Descriptors come back, and the waiting scrape is answered. */
+	for (int i = 0; i < held; i++)
+		close(fds[i]);
+	reply = read_until_eof(fd, deadline_in(20000), &n, &eof);
+	if (strncmp(reply, "HTTP/1.1 200 ", 13)) {
+		char *log = test_server_log(&server);
+		size_t len = strlen(log);
+
+		ck_abort_msg("reply: '%.300s'; log ends: %s", reply,
+		    log + (len > 1500 ? len - 1500 : 0));
+	}
+	ck_assert(sample(strstr(reply, "\r\n\r\n") + 4,
+	    "echoserver_workers") == 2);
+	free(reply);
+	close(fd);
+	free(test_server_stop_clean(&server));
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
 	TCase *tc = tcase_create("scrape");
 	const char *no_promtool = have("promtool") ? NULL :
 	    "promtool is not installed (apt-get install prometheus)";
+	const char *wrapper = getenv("TEST_WRAPPER");
+	/* valgrind's accept() closes a connection it has no descriptor
+	 * for and reports EMFILE, so the queued scrape would be reset. */
+	const char *no_emfile = wrapper && *wrapper ? "under TEST_WRAPPER "
+	    "(valgrind closes what it cannot give a descriptor)" : NULL;
 
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_set_timeout(tc, 60);
@@ -479,6 +644,8 @@ static Suite *metrics_suite(void)
 	    no_promtool);
 	tcase_add_test(tc, test_metrics_counters_and_histogram_follow_the_echoes);
 	tcase_add_test(tc, test_metrics_store_keys_and_memory_follow_resp);
+	tcase_add_test(tc,
+	    test_metrics_scrapes_beside_busy_workers_see_counts_grow);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("http");
@@ -488,6 +655,9 @@ static Suite *metrics_suite(void)
 	    test_metrics_other_paths_get_404_and_other_methods_405);
 	tcase_add_test(tc, test_metrics_bad_http_is_refused_and_echo_goes_on);
 	tcase_add_test(tc, test_metrics_port_taken_fails_start_up_naming_it);
+	test_add_or_skip(tc,
+	    test_metrics_out_of_descriptors_backs_off_and_recovers,
+	    no_emfile);
 	suite_add_tcase(s, tc);
 	return s;
 }
