@@ -28,6 +28,11 @@
  *   remainder goes to the bufferevent's output, which libevent then
  *   writes when the socket is writable.
  *
+ * - Latency.  With measure_latency (--metrics), a read that returns bytes
+ *   reads the clock, and the first write of the replies it produced reads
+ *   it again and counts one observation in the worker's histogram
+ *   (latency.h); without it the hook is one untaken branch.
+ *
  * - Backpressure.  Past high_water bytes of output, reading stops and the
  *   write low-watermark is set to low_water; the write callback resumes
  *   reading (docs/design.md, fact 3: never a read high-watermark).
