@@ -493,7 +493,8 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (n > 0) {
 		stat_add(&env->stats.bytes_in, (uint64_t)n);
 		/* One clock read per read, and one more per reply written
-		 * (conn_batch_flush); docs/design.md, "Metrics" has the cost. */
+		 * (conn_batch_flush); docs/design.md, "The latency hook",
+		 * has the cost. */
 		if (env->measure_latency)
 			env->batch.read_ns = latency_now_ns();
 		conn_input(c, env->rbuf, (size_t)n);

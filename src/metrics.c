@@ -150,15 +150,39 @@ static void snapshot_worker(struct worker *w, struct worker_snapshot *s)
 	s->sum_ns = stat_get(&w->env.latency.sum_ns);
 }
 
-static void put_family(struct evbuffer *out, const char *name,
-    const char *type, const char *help)
+/* The text being written; @failed once an append ran out of memory, so
+ * that a truncated scrape is never answered 200. */
+struct render {
+	struct evbuffer *out;
+	bool failed;
+};
+
+static void vput(struct render *r, const char *fmt, va_list ap)
 {
-	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
-	    name, type);
+	if (!r->failed && evbuffer_add_vprintf(r->out, fmt, ap) < 0)
+		r->failed = true;
 }
 
-/* A histogram's series, @labels ("" or `worker="0",`) inside each. */
-static void put_histogram(struct evbuffer *out, const char *name,
+static void put(struct render *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct render *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vput(r, fmt, ap);
+	va_end(ap);
+}
+
+static void put_family(struct render *out, const char *name,
+    const char *type, const char *help)
+{
+	put(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A histogram's series, with @labels ("" or `worker="0"`) in each. */
+static void put_histogram(struct render *out, const char *name,
     const char *labels, const uint64_t *bucket, uint64_t sum_ns)
 {
 	uint64_t cum = 0;
@@ -168,21 +192,21 @@ static void put_histogram(struct evbuffer *out, const char *name,
 		uint64_t us = latency_bound_us(i);
 
 		cum += bucket[i];
-		evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%" PRIu64
-		    ".%06" PRIu64 "\"} %" PRIu64 "\n", name, labels, sep,
-		    us / 1000000, us % 1000000, cum);
+		put(out, "%s_bucket{%s%sle=\"%" PRIu64 ".%06" PRIu64 "\"} %"
+		    PRIu64 "\n", name, labels, sep, us / 1000000, us % 1000000,
+		    cum);
 	}
 	cum += bucket[LATENCY_BUCKETS];
-	evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n",
+	put(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n",
 	    name, labels, sep, cum);
-	evbuffer_add_printf(out, "%s_sum%s%s%s %" PRIu64 ".%09" PRIu64 "\n",
+	put(out, "%s_sum%s%s%s %" PRIu64 ".%09" PRIu64 "\n",
 	    name, *labels ? "{" : "", labels, *labels ? "}" : "",
 	    sum_ns / 1000000000, sum_ns % 1000000000);
-	evbuffer_add_printf(out, "%s_count%s%s%s %" PRIu64 "\n", name,
+	put(out, "%s_count%s%s%s %" PRIu64 "\n", name,
 	    *labels ? "{" : "", labels, *labels ? "}" : "", cum);
 }
 
-static void put_workers(struct evbuffer *out, const struct metrics_source *src,
+static void put_workers(struct render *out, const struct metrics_source *src,
     const struct worker_snapshot *snap)
 {
 	int n = src->n_workers;
@@ -202,24 +226,24 @@ static void put_workers(struct evbuffer *out, const struct metrics_source *src,
 		snprintf(name, sizeof(name), "echoserver_%s_total",
 		    worker_fields[f]);
 		put_family(out, name, "counter", help_of(worker_fields[f]));
-		evbuffer_add_printf(out, "%s %" PRIu64 "\n", name,
+		put(out, "%s %" PRIu64 "\n", name,
 		    total.v[f]);
 		snprintf(name, sizeof(name), "echoserver_worker_%s_total",
 		    worker_fields[f]);
 		put_family(out, name, "counter", help_of(worker_fields[f]));
 		for (int w = 0; w < n; w++)
-			evbuffer_add_printf(out, "%s{worker=\"%d\"} %" PRIu64
+			put(out, "%s{worker=\"%d\"} %" PRIu64
 			    "\n", name, w, snap[w].v[f]);
 	}
 
 	put_family(out, "echoserver_connections_open", "gauge",
 	    "Connections the workers serve now.");
-	evbuffer_add_printf(out, "echoserver_connections_open %" PRIu64 "\n",
+	put(out, "echoserver_connections_open %" PRIu64 "\n",
 	    total.v[METRICS_W_conns_opened] - total.v[METRICS_W_conns_closed]);
 	put_family(out, "echoserver_worker_connections_open", "gauge",
 	    "Connections each worker serves now.");
 	for (int w = 0; w < n; w++)
-		evbuffer_add_printf(out, "echoserver_worker_connections_open"
+		put(out, "echoserver_worker_connections_open"
 		    "{worker=\"%d\"} %" PRIu64 "\n", w,
 		    snap[w].v[METRICS_W_conns_opened] -
 		    snap[w].v[METRICS_W_conns_closed]);
@@ -238,7 +262,7 @@ static void put_workers(struct evbuffer *out, const struct metrics_source *src,
 	}
 }
 
-static void put_listener(struct evbuffer *out, struct listener_stats *l)
+static void put_listener(struct render *out, struct listener_stats *l)
 {
 	const uint64_t v[] = {
 #define METRICS_LOAD(field, label) stat_get(&l->field),
@@ -251,32 +275,35 @@ static void put_listener(struct evbuffer *out, struct listener_stats *l)
 		snprintf(name, sizeof(name), "echoserver_%s_total",
 		    listener_fields[f]);
 		put_family(out, name, "counter", help_of(listener_fields[f]));
-		evbuffer_add_printf(out, "%s %" PRIu64 "\n", name, v[f]);
+		put(out, "%s %" PRIu64 "\n", name, v[f]);
 	}
 }
 
-static void put_gauge(struct evbuffer *out, const char *name,
+static void put_gauge(struct render *out, const char *name,
     const char *help, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static void put_gauge(struct evbuffer *out, const char *name,
+static void put_gauge(struct render *out, const char *name,
     const char *help, const char *fmt, ...)
 {
 	va_list ap;
 
 	put_family(out, name, "gauge", help);
-	evbuffer_add_printf(out, "%s ", name);
+	put(out, "%s ", name);
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	vput(out, fmt, ap);
 	va_end(ap);
-	evbuffer_add(out, "\n", 1);
+	put(out, "\n");
 }
 
-static int metrics_render_at(const struct metrics_source *src,
-    struct evbuffer *out, double start_time)
+/* Appends the exposition text for @src to @buf (both borrowed).  Returns
+ * 0, or -1 if memory ran out. */
+static int metrics_render(const struct metrics_source *src,
+    struct evbuffer *buf, double start_time)
 {
 	struct worker_snapshot *snap = calloc((size_t)src->n_workers,
 	    sizeof(*snap));
+	struct render r = { .out = buf }, *out = &r;
 
 	if (!snap)
 		return -1;
@@ -289,10 +316,8 @@ static int metrics_render_at(const struct metrics_source *src,
 	    "(--max-conns).", "%ld", src->max_conns);
 	put_gauge(out, "echoserver_workers", "Worker threads.", "%d",
 	    src->n_workers);
-	if (start_time > 0)
-		put_gauge(out, "echoserver_start_time_seconds", "When the "
-		    "server started, in seconds since the Unix epoch.", "%.3f",
-		    start_time);
+	put_gauge(out, "echoserver_start_time_seconds", "When the server "
+	    "started, in seconds since the Unix epoch.", "%.3f", start_time);
 	if (src->store) {
 		put_gauge(out, "echoserver_store_keys", "Keys in the resp "
 		    "store, expired ones not yet removed included.",
@@ -304,12 +329,7 @@ static int metrics_render_at(const struct metrics_source *src,
 		    "store's limit (--max-memory); 0: none.", "%zu",
 		    src->max_memory);
 	}
-	return 0;
-}
-
-int metrics_render(const struct metrics_source *src, struct evbuffer *out)
-{
-	return metrics_render_at(src, out, 0);
+	return r.failed ? -1 : 0;
 }
 
 /* --- HTTP ------------------------------------------------------------- */
@@ -329,7 +349,7 @@ static void metrics_scrape_cb(struct evhttp_request *req, void *arg)
 		evhttp_add_header(headers, "Content-Type", "text/plain");
 		evbuffer_add_printf(body, "405 method not allowed: use GET\n");
 		evhttp_send_reply(req, 405, "Method Not Allowed", body);
-	} else if (!body || metrics_render_at(&m->src, body, m->start_time)) {
+	} else if (!body || metrics_render(&m->src, body, m->start_time)) {
 		log_warn("metrics: out of memory for a scrape");
 		evhttp_send_error(req, 500, NULL);
 	} else {
@@ -423,9 +443,10 @@ struct metrics *metrics_new(struct event_base *base,
 	fd = metrics_socket(sa, len, dual_stack, &m->addr);
 	if (fd < 0 && dual_stack && errno == EAFNOSUPPORT) {
 		/* No IPv6 in this kernel: every IPv4 interface instead. */
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
 		struct sockaddr_in any = {
 			.sin_family = AF_INET,
-			.sin_port = ((const struct sockaddr_in6 *)sa)->sin6_port,
+			.sin_port = sin6->sin6_port,
 			.sin_addr.s_addr = htonl(INADDR_ANY),
 		};
 

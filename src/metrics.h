@@ -32,7 +32,6 @@
 #include <sys/socket.h>
 
 struct event_base;
-struct evbuffer;
 struct metrics;
 struct store;
 struct worker;
@@ -67,9 +66,5 @@ int metrics_port(const struct metrics *m);
 
 /* Writes the bound address as text ("127.0.0.1:9100") into @buf. */
 void metrics_address(const struct metrics *m, char *buf, size_t size);
-
-/* Appends the exposition text for @src (borrowed) to @out (borrowed).
- * Returns 0, or -1 if memory ran out. */
-int metrics_render(const struct metrics_source *src, struct evbuffer *out);
 
 #endif

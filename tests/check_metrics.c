@@ -240,7 +240,8 @@ START_TEST(test_metrics_counters_and_histogram_follow_the_echoes)
 	enum { N = 50, SIZE = 100 };
 	int port = start_with_metrics(NULL);
 	char *before = scrape(port), *after, *later;
-	double count0 = sample(before, "echoserver_reply_latency_seconds_count");
+	double count0 = sample(before,
+	    "echoserver_reply_latency_seconds_count");
 	double prev = 0;
 	char series[96];
 	int fd, open_now;
@@ -373,7 +374,8 @@ START_TEST(test_metrics_other_paths_get_404_and_other_methods_405)
 	free(r.text);
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		r = http(port, refused[i], "/metrics");
-		ck_assert_msg(r.status == 405, "%s: %.300s", refused[i], r.text);
+		ck_assert_msg(r.status == 405, "%s: %.300s", refused[i],
+		    r.text);
 		ck_assert_msg(strstr(r.text, "\r\nAllow: GET, HEAD\r\n"),
 		    "%s: no Allow header: %.300s", refused[i], r.text);
 		free(r.text);
@@ -384,7 +386,8 @@ START_TEST(test_metrics_other_paths_get_404_and_other_methods_405)
 	ck_assert_msg(strstr(r.text, "\r\nContent-Length: "),
 	    "HEAD without a length: %.300s", r.text);
 	free(r.text);
-	r = http(port, "GET", "/metrics?debug=1");	/* the query is ignored */
+	/* The query is ignored. */
+	r = http(port, "GET", "/metrics?debug=1");
 	ck_assert_int_eq(r.status, 200);
 	ck_assert(sample(r.body, "echoserver_workers") == 2);
 	free(r.text);
@@ -642,7 +645,8 @@ static Suite *metrics_suite(void)
 	tcase_set_timeout(tc, 60);
 	test_add_or_skip(tc, test_metrics_scrape_passes_promtool_check_metrics,
 	    no_promtool);
-	tcase_add_test(tc, test_metrics_counters_and_histogram_follow_the_echoes);
+	tcase_add_test(tc,
+	    test_metrics_counters_and_histogram_follow_the_echoes);
 	tcase_add_test(tc, test_metrics_store_keys_and_memory_follow_resp);
 	tcase_add_test(tc,
 	    test_metrics_scrapes_beside_busy_workers_see_counts_grow);
