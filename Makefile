@@ -80,7 +80,7 @@ endif
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
-	src/udp.o src/proxy.o src/systemd.o
+	src/udp.o src/proxy.o src/systemd.o src/metrics.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -117,7 +117,7 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_protocols tests/check_store tests/check_resp \
 	tests/check_resp_cli tests/check_udp tests/check_proxy \
 	tests/check_proxy_server tests/check_log tests/check_systemd \
-	tests/check_ops
+	tests/check_ops tests/check_metrics
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -280,6 +280,7 @@ tests/check_proxy_server: tests/check_proxy_server.o $(TESTUTIL)
 tests/check_log: tests/check_log.o $(TESTUTIL) src/log.o
 tests/check_systemd: tests/check_systemd.o $(TESTUTIL)
 tests/check_ops: tests/check_ops.o $(TESTUTIL) | echoserver echobench
+tests/check_metrics: tests/check_metrics.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_haproxy: tests/check_haproxy.o $(TESTUTIL)
@@ -366,7 +367,7 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
 	tests/check_protocols tests/check_resp_cli tests/check_udp \
-	tests/check_proxy_server tests/check_systemd
+	tests/check_proxy_server tests/check_systemd tests/check_metrics
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).
@@ -486,6 +487,11 @@ BENCH_UDP_ARGS =
 bench-udp: echoserver echobench bench/peer_udp
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/udp.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_UDP_ARGS)
+# What the reply-latency histogram of --metrics costs the echo path
+# (bench/metrics.py): docs/benchmarks-metrics.md, under the same lock.
+bench-metrics: echoserver echobench
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/metrics.py \
+		$(if $(BENCH_QUICK),--quick)
 
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
@@ -549,11 +555,8 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind test-haproxy fuzz stress stress-small \
-	stress-tsan stress-leaks run bench bench-resp bench-udp \
+	stress-tsan stress-leaks run bench bench-resp bench-udp bench-metrics \
 	bench-workqueue install uninstall install-workqueue \
 	uninstall-workqueue clean distclean deps \
 	need-packages need-libevent need-check FORCE
-.PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
-	stress-leaks run bench bench-resp bench-workqueue install uninstall \
-	install-workqueue uninstall-workqueue clean distclean deps \
-	need-packages need-libevent need-check FORCE
+

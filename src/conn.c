@@ -250,11 +250,18 @@ static void conn_writev(struct conn *c, struct iovec *iov, int n, size_t len)
 		conn_pause(c);
 }
 
-/* Writes out what the batch holds, keeping it open for more. */
+/* Writes out what the batch holds, keeping it open for more.  The first
+ * write after a timed read is the reply-latency observation. */
 static void conn_batch_flush(struct conn_batch *b)
 {
-	if (b->n_iov)
+	if (b->n_iov) {
 		conn_writev(b->owner, b->iov, b->n_iov, b->len);
+		if (b->read_ns) {
+			latency_observe(&b->owner->env->latency,
+			    latency_now_ns() - b->read_ns);
+			b->read_ns = 0;
+		}
+	}
 	b->n_iov = 0;
 	b->len = 0;
 	b->copied = 0;
@@ -545,7 +552,13 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (n > 0) {
 		stat_add(&env->stats.bytes_in, (uint64_t)n);
 		c->bytes_in += (uint64_t)n;
+		/* One clock read per read, and one more per reply written
+		 * (conn_batch_flush); docs/design.md, "The latency hook",
+		 * has the cost. */
+		if (env->measure_latency)
+			env->batch.read_ns = latency_now_ns();
 		conn_input(c, env->rbuf, (size_t)n);
+		env->batch.read_ns = 0;	/* no reply: nothing to time */
 	} else if (n == 0) {
 		conn_eof(c);
 	} else if (errno != EAGAIN && errno != EINTR) {

@@ -28,6 +28,11 @@
  *   remainder goes to the bufferevent's output, which libevent then
  *   writes when the socket is writable.
  *
+ * - Latency.  With measure_latency (--metrics), a read that returns bytes
+ *   reads the clock, and the first write of the replies it produced reads
+ *   it again and counts one observation in the worker's histogram
+ *   (latency.h); without it the hook is one untaken branch.
+ *
  * - Backpressure.  Past high_water bytes of output, reading stops and the
  *   write low-watermark is set to low_water; the write callback resumes
  *   reading (docs/design.md, fact 3: never a read high-watermark).
@@ -54,6 +59,7 @@
 #ifndef CONN_H
 #define CONN_H
 
+#include "latency.h"
 #include "stats.h"
 
 #include <stdbool.h>
@@ -82,6 +88,8 @@ struct conn_batch {
 	int n_iov;
 	size_t len;		/* bytes in iov */
 	size_t copied;		/* bytes of copy in use */
+	uint64_t read_ns;	/* when the input was read, until its first
+				 * reply is written; 0: not timed */
 	char copy[CONN_BATCH_COPY];
 };
 
@@ -104,9 +112,11 @@ struct conn_env {
 	const struct proto_config *proto_cfg;	/* (worker) borrowed */
 	_Atomic long *conns_now;	/* (worker) open, server-wide */
 	bool stopping;		/* (worker) leave the loop at the last close */
+	bool measure_latency;	/* (worker) fill @latency (--metrics) */
 
 	struct conn *conns;	/* every open connection */
 	struct worker_stats stats;
+	struct latency_hist latency;	/* read to reply (latency.h) */
 	struct conn_batch batch;
 };
 

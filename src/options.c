@@ -44,6 +44,7 @@ enum {
 	OPT_PROXY_TIMEOUT,
 	OPT_REUSEPORT,
 	OPT_LOG_FORMAT,
+	OPT_METRICS,
 };
 
 static const struct option long_options[] = {
@@ -73,6 +74,7 @@ static const struct option long_options[] = {
 	{ "udp-rate-table", required_argument, NULL, OPT_UDP_RATE_TABLE },
 	{ "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
 	{ "reuseport", no_argument, NULL, OPT_REUSEPORT },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
@@ -158,7 +160,11 @@ void options_usage(FILE *out)
 "      --reject-message TEXT  line sent to clients over the limit\n"
 "                          (default \"ERROR too many connections\")\n"
 "      --port-file FILE    write the bound ports to FILE (for scripts):\n"
-"                          one line per listener, then \"udp PORT\" per -u\n"
+"                          one line per listener, the --metrics port,\n"
+"                          then \"udp PORT\" per -u\n"
+"      --metrics [ADDR:]PORT\n"
+"                          serve Prometheus metrics at GET /metrics on\n"
+"                          PORT (default ADDR: all interfaces)\n"
 "  -v, --verbose           more logging; repeatable\n"
 "  -q, --quiet             less logging\n"
 "      --log-format FORMAT text (default) or json: one JSON object a line\n"
@@ -245,32 +251,30 @@ static int parse_bytes(const char *s, uint64_t min, uint64_t max,
 #define WATER_MAX ((uint64_t)1 << 40)
 
 /*
- * "-u [ADDR:]PORT": a bare port is every interface, dual-stack as the
- * default TCP listener is; an address needs its port.  netaddr_parse()
- * fills a missing port with its default, so parsing with two defaults
- * tells whether one was given.
+ * "[ADDR:]PORT", for -u and --metrics: a bare port is every interface,
+ * dual-stack as the default TCP listener is (*@any set); an address needs
+ * its port.  netaddr_parse() fills a missing port with its default, so
+ * parsing with two defaults tells whether one was given.
  */
-static int parse_udp(const char *text, struct options_udp *u)
+static int parse_addr_port(const char *text, struct sockaddr_storage *ss,
+    socklen_t *len, int *any)
 {
 	struct sockaddr_storage probe;
 	socklen_t plen;
 	size_t digits = strspn(text, "0123456789");
 
-	u->text = text;
-	if (digits && !text[digits]) {
+	*any = digits && !text[digits];
+	if (*any) {
 		long port;
 
 		if (parse_long(text, 0, 65535, &port))
 			return -1;
-		u->dual_stack = 1;
-		return netaddr_parse("::", (uint16_t)port, &u->addr,
-		    &u->addrlen);
+		return netaddr_parse("::", (uint16_t)port, ss, len);
 	}
-	u->dual_stack = 0;
-	if (netaddr_parse(text, 0, &u->addr, &u->addrlen) ||
+	if (netaddr_parse(text, 0, ss, len) ||
 	    netaddr_parse(text, 1, &probe, &plen))
 		return -1;
-	return memcmp(&u->addr, &probe, plen) ? -1 : 0;
+	return memcmp(ss, &probe, plen) ? -1 : 0;
 }
 
 /*
@@ -447,7 +451,10 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 				    OPTIONS_MAX_LISTEN);
 				return OPTIONS_ERROR;
 			}
-			if (parse_udp(arg, &o->udp[o->n_udp]))
+			o->udp[o->n_udp].text = arg;
+			if (parse_addr_port(arg, &o->udp[o->n_udp].addr,
+			    &o->udp[o->n_udp].addrlen,
+			    &o->udp[o->n_udp].dual_stack))
 				goto bad_value;
 			o->n_udp++;
 			break;
@@ -482,6 +489,12 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			break;
 		case OPT_REUSEPORT:
 			o->reuseport = 1;
+			break;
+		case OPT_METRICS:
+			if (parse_addr_port(arg, &o->metrics_addr,
+			    &o->metrics_addrlen, &o->metrics_any))
+				goto bad_value;
+			o->metrics = arg;
 			break;
 		case 'v':
 			if (o->log_level < LL_DEBUG)

@@ -56,6 +56,11 @@ struct options {
 	const char *reject_message;	/* borrowed; "" sends nothing */
 	double proxy_timeout;	/* seconds for a whole PROXY header, > 0 */
 	int reuseport;		/* SO_REUSEPORT on every listener */
+	const char *metrics;	/* --metrics as given, borrowed; NULL: off */
+	struct sockaddr_storage metrics_addr;	/* with its port */
+	socklen_t metrics_addrlen;
+	int metrics_any;	/* no ADDR given: all interfaces, dual-stack;
+				 * metrics_addr is then "[::]:PORT" */
 	int log_level;		/* enum log_level */
 	struct options_udp udp[OPTIONS_MAX_LISTEN];	/* UDP echo */
 	int n_udp;

@@ -6,6 +6,7 @@
 
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "netaddr.h"
 #include "store.h"
 #include "udp.h"
@@ -153,6 +154,8 @@ static void server_stop(struct server *s, int sig)
 	event_del(s->sig_int);
 	event_del(s->sig_term);
 	event_del(s->sweep_timer);
+	metrics_free(s->metrics);
+	s->metrics = NULL;
 	for (int i = 0; i < s->n_ports; i++) {
 		listener_free(s->ports[i].listener);
 		s->ports[i].listener = NULL;
@@ -297,6 +300,24 @@ static int server_listen_udp(struct server *s, const struct options_udp *u)
 	return 0;
 }
 
+/* --metrics: the Prometheus endpoint on the main base (metrics.h). */
+static int server_metrics(struct server *s)
+{
+	const struct options *o = s->opts;
+
+	s->metrics = metrics_new(s->base,
+	    (const struct sockaddr *)&o->metrics_addr, o->metrics_addrlen,
+	    o->metrics_any, &(struct metrics_source){
+		.workers = s->workers,
+		.n_workers = s->n_workers,
+		.listener = &s->lstats,
+		.store = s->store,
+		.max_memory = o->max_memory,
+		.max_conns = s->max_conns,
+	});
+	return s->metrics ? 0 : -1;
+}
+
 int server_init(struct server *s, const struct options *o)
 {
 	struct event_config *ec;
@@ -334,6 +355,7 @@ int server_init(struct server *s, const struct options *o)
 		.proto_cfg = &s->proto_cfg,
 		.conns_now = &s->conns_now,
 		.udp_cfg = &o->udp_cfg,
+		.measure_latency = o->metrics != NULL,
 	};
 
 	ec = event_config_new();
@@ -375,6 +397,8 @@ int server_init(struct server *s, const struct options *o)
 	for (int i = 0; i < o->n_udp; i++)
 		if (server_listen_udp(s, &o->udp[i]))
 			return -1;
+	if (o->metrics && server_metrics(s))
+		return -1;
 	return 0;
 }
 
@@ -393,6 +417,10 @@ static int write_port_file(struct server *s, const char *path)
 		goto fail;
 	for (int i = 0; i < s->n_ports; i++)
 		fprintf(f, "%d\n", listener_port(s->ports[i].listener));
+	/* The metrics port is the last plain number, and the UDP ports
+	 * are marked, so that readers of either find theirs. */
+	if (s->metrics)
+		fprintf(f, "%d\n", metrics_port(s->metrics));
 	for (int i = 0; i < s->n_udp; i++)
 		fprintf(f, "udp %u\n", netaddr_port(
 		    (const struct sockaddr *)&s->udp_bound[i]));
@@ -431,6 +459,12 @@ static void log_startup(struct server *s)
 	    s->n_workers == 1 ? "" : "s",
 	    event_get_version(), event_base_get_method(s->base),
 	    s->max_conns);
+	if (s->metrics) {
+		char addr[NETADDR_STRLEN];
+
+		metrics_address(s->metrics, addr, sizeof(addr));
+		log_info("metrics on http://%s/metrics", addr);
+	}
 }
 
 int server_run(struct server *s)
@@ -471,6 +505,7 @@ join:
 
 void server_release(struct server *s)
 {
+	metrics_free(s->metrics);
 	for (int i = 0; i < s->n_ports; i++)
 		listener_free(s->ports[i].listener);
 	for (int i = 0; i < s->n_workers; i++)

@@ -30,6 +30,7 @@
 struct event;
 struct event_base;
 struct listener;
+struct metrics;
 struct server;
 
 /* A listening socket and how its connections are served.  It outlives
@@ -53,6 +54,7 @@ struct server {
 	struct event *sig_int, *sig_term, *sig_usr1;
 	struct event *sweep_timer;	/* expires keys in the store */
 	struct store *store;	/* resp's key space, shared by workers */
+	struct metrics *metrics;	/* --metrics; NULL: off */
 	double started;		/* monotonic seconds, for uptime */
 	int first_port;		/* the first listener's, for INFO */
 	_Atomic long conns_now;

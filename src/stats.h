@@ -28,7 +28,8 @@ static inline uint64_t stat_get(stat_t *s)
 
 /*
  * Each counter is listed once, as X(field, label), and the lists generate
- * the structs, the summing over workers and the log lines (memcached's
+ * the structs, the summing over workers, the log lines and the Prometheus
+ * metrics, echoserver_FIELD_total (metrics.c; memcached's
  * THREAD_STATS_FIELDS).  The label is the name in the log line, which
  * tests and scripts parse; NULL keeps a counter out of it.  The worker
  * line starts with conns_open, which is derived (opened - closed) rather

@@ -151,6 +151,7 @@ int worker_init(struct worker *w, int id, const struct worker_config *cfg)
 	w->env.low_water = cfg->low_water;
 	w->env.proto_cfg = cfg->proto_cfg;
 	w->env.conns_now = cfg->conns_now;
+	w->env.measure_latency = cfg->measure_latency;
 	w->stop_item = conn_queue_item_new(&w->queue);
 	if (!w->notify_event || !w->grace_timer || !w->env.rbuf ||
 	    !w->stop_item ||

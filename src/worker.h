@@ -41,6 +41,7 @@ struct worker_config {
 	const struct proto_config *proto_cfg;	/* the handlers' settings */
 	_Atomic long *conns_now;	/* open connections, server-wide */
 	const struct udp_config *udp_cfg;	/* UDP echo's guards */
+	bool measure_latency;	/* keep the reply-latency histogram */
 };
 
 struct worker {

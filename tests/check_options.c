@@ -52,6 +52,7 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_uint_eq(o.max_line, 8192);
 	ck_assert_uint_eq(o.max_bulk, 512u << 20);
 	ck_assert_uint_eq(o.max_memory, 0);
+	ck_assert_ptr_null(o.metrics);
 }
 END_TEST
 
@@ -62,6 +63,40 @@ static int listen_port(const struct options_listen *l)
 		return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
 	return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
 }
+
+/* The port of a sockaddr_storage, in host order. */
+static int addr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+START_TEST(test_options_metrics_takes_a_port_and_an_optional_address)
+{
+	const char *port_only[] = { "--metrics", "9100", NULL };
+	const char *v4[] = { "--metrics", "127.0.0.1:0", NULL };
+	const char *v6[] = { "--metrics", "[::1]:9101", NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, port_only), OPTIONS_OK);
+	ck_assert_str_eq(o.metrics, "9100");
+	ck_assert_int_eq(o.metrics_any, 1);	/* every interface */
+	ck_assert_int_eq(o.metrics_addr.ss_family, AF_INET6);
+	ck_assert_int_eq(addr_port(&o.metrics_addr), 9100);
+
+	ck_assert_int_eq(parse(&o, err, v4), OPTIONS_OK);
+	ck_assert_int_eq(o.metrics_any, 0);
+	ck_assert_int_eq(o.metrics_addr.ss_family, AF_INET);
+	ck_assert_int_eq(addr_port(&o.metrics_addr), 0);
+
+	ck_assert_int_eq(parse(&o, err, v6), OPTIONS_OK);
+	ck_assert_int_eq(o.metrics_any, 0);
+	ck_assert_int_eq(o.metrics_addr.ss_family, AF_INET6);
+	ck_assert_int_eq(addr_port(&o.metrics_addr), 9101);
+}
+END_TEST
 
 START_TEST(test_options_listen_takes_a_protocol_and_a_port_each)
 {
@@ -246,6 +281,15 @@ static const struct bad {
 	    "'--listen'" },
 	{ { "--proxy-timeout", "0" }, "'0'", "'--proxy-timeout'" },
 	{ { "--proxy-timeout", "3601" }, "'3601'", "'--proxy-timeout'" },
+	/* The port is not optional: an address alone is refused. */
+	{ { "--metrics", "127.0.0.1" }, "'127.0.0.1'", "'--metrics'" },
+	{ { "--metrics", "[::1]" }, "'[::1]'", "'--metrics'" },
+	{ { "--metrics", "::1" }, "'::1'", "'--metrics'" },
+	{ { "--metrics", "65536" }, "'65536'", "'--metrics'" },
+	{ { "--metrics", "91x" }, "'91x'", "'--metrics'" },
+	{ { "--metrics", "localhost:9100" }, "'localhost:9100'",
+	    "'--metrics'" },
+	{ { "--metrics", "" }, "''", "'--metrics'" },
 	{ { "--bogus" }, "unknown option", "'--bogus'" },
 	{ { "-x" }, "unknown option", "'-x'" },
 	{ { "-p" }, "needs a value", "'--port'" },
@@ -306,6 +350,8 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_options_accepts_every_option);
 	tcase_add_test(tc, test_options_help_and_version_are_not_errors);
 	tcase_add_test(tc, test_options_listen_takes_a_protocol_and_a_port_each);
+	tcase_add_test(tc,
+	    test_options_metrics_takes_a_port_and_an_optional_address);
 	tcase_add_test(tc, test_options_protocols_lists_every_handler);
 	tcase_add_test(tc, test_options_listen_prefix_proxy_sets_the_flag);
 	suite_add_tcase(s, tc);
