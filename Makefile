@@ -48,6 +48,9 @@ LIBEVENT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libevent 2>/dev/null)
 LIBEVENT_LIBS ?= $(shell $(PKG_CONFIG) --libs libevent 2>/dev/null)
 CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+# TLS listeners: libevent's bufferevent_openssl and OpenSSL 3 (libssl).
+TLS_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libevent_openssl openssl 2>/dev/null)
+TLS_LIBS ?= $(shell $(PKG_CONFIG) --libs libevent_openssl openssl 2>/dev/null)
 GLIB_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags glib-2.0 2>/dev/null)
 GLIB_LIBS ?= $(shell $(PKG_CONFIG) --libs glib-2.0 2>/dev/null)
 
@@ -66,7 +69,8 @@ endif
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
-	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o
+	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
+	src/tls.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -96,7 +100,7 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli
+	tests/check_resp_cli tests/check_tls
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -112,8 +116,9 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
 
+src/tls.o: ALL_CFLAGS += $(TLS_CFLAGS)
 echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) $(TLS_LIBS)
 
 echobench: $(ECHOBENCH_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
@@ -148,7 +153,7 @@ src/workqueue/wq_example: src/workqueue/wq_example.o libworkqueue.a
 
 # One clear line naming what is missing, instead of a wall of compiler errors.
 # `make deps` installs the packages on Debian.
-DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check
+DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check libssl-dev
 need-libevent:
 	@$(PKG_CONFIG) --exists 'libevent >= 2.1' 2>/dev/null || { echo \
 	"echoserver: libevent 2.1 not found; install it with: sudo apt-get install -y pkg-config libevent-dev (or run 'make deps')" >&2; \
@@ -168,7 +173,7 @@ deps:
 # SANITIZE or CC rebuilds everything instead of mixing objects (git's
 # GIT-CFLAGS trick).
 TRACK_FLAGS = $(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
-	$(ALL_LDFLAGS)
+	$(TLS_CFLAGS) $(ALL_LDFLAGS)
 BUILD-FLAGS: FORCE
 	@flags='$(subst ','\'',$(TRACK_FLAGS))'; \
 	if test x"$$flags" != x"`cat $@ 2>/dev/null`"; then \
@@ -189,13 +194,14 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o $(PROTO_OBJS) $(STORE_OBJS)
+		src/conn.o src/tls.o $(PROTO_OBJS) $(STORE_OBJS)
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
+tests/check_tls: tests/check_tls.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_histogram: tests/check_histogram.o $(TESTUTIL) \
@@ -218,7 +224,7 @@ tests/check_resp: tests/check_resp.o tests/proto_harness.o $(PROTO_OBJS) \
 OWN_LINK_TESTS = tests/check_workqueue tests/check_proto tests/check_resp
 $(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
-		$(LIBEVENT_LIBS) -lm
+		$(LIBEVENT_LIBS) $(TLS_LIBS) -lm
 
 # The server's own objects with chosen calls made to fail (tests/faults.c).
 FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
@@ -226,7 +232,7 @@ FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 		tests/faults.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
-		$(LIBEVENT_LIBS)
+		$(LIBEVENT_LIBS) $(TLS_LIBS)
 
 # libFuzzer runs through the harness: tests/fuzz_proto.c over the line
 # handlers and the example, tests/fuzz_resp.c over resp and its parser.
@@ -270,7 +276,7 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
-	tests/check_protocols tests/check_resp_cli
+	tests/check_protocols tests/check_resp_cli tests/check_tls
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).

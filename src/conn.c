@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "proto/proto.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -38,6 +39,11 @@ enum conn_flags {
 	CONN_LINGER = 1 << 3,	/* sent FIN; discarding input until EOF */
 	CONN_BROKEN = 1 << 4,	/* a write failed; free once the handler
 				 * returns */
+	CONN_TLS = 1 << 5,	/* a bufferevent_openssl (see conn.h) */
+	CONN_HANDSHAKE = 1 << 6,	/* TLS: handshake not finished */
+	CONN_WRITING = 1 << 7,	/* TLS: inside an output-buffer write,
+				 * which libevent may answer with
+				 * callbacks at once */
 };
 
 /* Input the handler has not consumed yet; exists only while non-empty. */
@@ -148,6 +154,9 @@ static void conn_break(struct conn *c, int err)
 	log_verbose("connection fd %d: write: %s", c->fd, strerror(err));
 }
 
+static void conn_tls_writev(struct conn *c, const struct iovec *iov, int n,
+    size_t len);
+
 /*
  * Sends @len bytes in @iov[@n] (borrowed): straight to the socket while
  * nothing is pending before them, the rest into the output buffer.
@@ -161,6 +170,10 @@ static void conn_writev(struct conn *c, struct iovec *iov, int n, size_t len)
 
 	if (c->flags & CONN_BROKEN)
 		return;
+	if (c->flags & CONN_TLS) {
+		conn_tls_writev(c, iov, n, len);
+		return;
+	}
 	if (pending == 0) {
 		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 		ssize_t w = n == 1 ?
@@ -349,8 +362,9 @@ static int conn_pending_append(struct conn *c, const char *buf, size_t len)
 	return 0;
 }
 
-/* Bytes arrived: hand them, after any kept input, to the handler. */
-static void conn_input(struct conn *c, const char *buf, size_t n)
+/* Bytes arrived: hand them, after any kept input, to the handler.
+ * Returns true if @c was closed or freed meanwhile. */
+static bool conn_input(struct conn *c, const char *buf, size_t n)
 {
 	const char *in = buf;
 	size_t len = n;
@@ -360,7 +374,7 @@ static void conn_input(struct conn *c, const char *buf, size_t n)
 	if (c->pending) {
 		if (conn_pending_append(c, buf, n)) {
 			conn_fail(c, "keeping input", ENOMEM);
-			return;
+			return true;
 		}
 		in = c->pending->buf;
 		len = c->pending->len;
@@ -369,16 +383,16 @@ static void conn_input(struct conn *c, const char *buf, size_t n)
 	used = c->ops->data(c, conn_state(c), in, len);
 	conn_batch_end(c);
 	if (conn_reap(c))
-		return;
+		return true;
 	if (used == PROTO_CLOSE) {
 		conn_close(c);
-		return;
+		return true;
 	}
 	if (used < 0 || (size_t)used > len) {
 		log_error("handler '%s' consumed %zd of %zu bytes; closing",
 		    c->ops->name, used, len);
 		conn_fail(c, "handler", EPROTO);
-		return;
+		return true;
 	}
 	rc = conn_keep(c, in + used, len - (size_t)used);
 	if (rc < 0) {
@@ -390,6 +404,7 @@ static void conn_input(struct conn *c, const char *buf, size_t n)
 		    len - (size_t)used, c->ops->name);
 		conn_close(c);
 	}
+	return rc != 0;
 }
 
 /* The client shut down its sending side: it still gets everything it is
@@ -424,10 +439,14 @@ static void conn_eof(struct conn *c)
 static void conn_finish(struct conn *c)
 {
 	int unacked = 0, unread = 0;
-
-	if ((c->flags & CONN_EOF) ||
+	bool clean = (c->flags & CONN_EOF) ||
 	    ioctl(c->fd, SIOCOUTQ, &unacked) || ioctl(c->fd, FIONREAD, &unread) ||
-	    (unacked == 0 && unread == 0) || shutdown(c->fd, SHUT_WR)) {
+	    (unacked == 0 && unread == 0);
+
+	/* A TLS client is told the stream ended, not cut (fact T2). */
+	if (c->flags & CONN_TLS)
+		tls_close_notify(c->bev);
+	if (clean || shutdown(c->fd, SHUT_WR)) {
 		conn_free(c);
 		return;
 	}
@@ -440,6 +459,11 @@ void conn_close(struct conn *c)
 {
 	if (c->flags & CONN_CLOSING)
 		return;
+	if (c->flags & CONN_HANDSHAKE) {
+		/* Nothing is owed before the handshake ends. */
+		conn_free(c);
+		return;
+	}
 	c->flags |= CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
 	if (conn_output_len(c) == 0) {
@@ -498,6 +522,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
+	if (c->flags & CONN_WRITING)
+		return;		/* conn_tls_writev() looks for itself */
 	if ((c->flags & CONN_CLOSING) && conn_output_len(c) == 0)
 		conn_finish(c);
 	else if (c->flags & CONN_PAUSED)
@@ -537,6 +563,205 @@ static bool conn_open(struct conn *c)
 	return true;
 }
 
+/*
+ * TLS (see conn.h).  The bufferevent_openssl reads, decrypts and writes;
+ * these callbacks connect it to the same handler path as the fast one.
+ */
+
+/* A batch for a TLS connection: one contiguous copy into the output
+ * buffer, which bufferevent_openssl encrypts and writes at once (its
+ * output callback runs inside the commit, so any error callback it makes
+ * finds CONN_WRITING set and only marks the connection). */
+static void conn_tls_writev(struct conn *c, const struct iovec *iov, int n,
+    size_t len)
+{
+	struct conn_env *env = c->env;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_iovec v;
+	char *p;
+
+	if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1) {
+		conn_break(c, ENOMEM);
+		return;
+	}
+	p = v.iov_base;
+	for (int i = 0; i < n; i++) {
+		memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+	v.iov_len = len;
+	stat_add(&env->stats.bytes_out, len);
+	c->flags |= CONN_WRITING;
+	if (evbuffer_commit_space(out, &v, 1))
+		conn_break(c, ENOMEM);
+	c->flags &= ~CONN_WRITING;
+	if (c->flags & CONN_BROKEN)
+		return;
+	if (evbuffer_get_length(out) > env->high_water) {
+		if (!(c->flags & CONN_PAUSED))
+			conn_pause(c);
+	} else if ((c->flags & CONN_PAUSED) &&
+	    evbuffer_get_length(out) <= env->low_water) {
+		/* Drained during the commit, when the write callback was
+		 * held off. */
+		conn_resume(c);
+	}
+}
+
+/*
+ * Hands the decrypted input to the handler, a read buffer at a time;
+ * input that arrives while closing is dropped, as a lingering close
+ * does.  Returns true if @c is still open, false if it is closing or
+ * gone.
+ */
+static bool conn_tls_drain(struct conn *c)
+{
+	struct conn_env *env = c->env;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t len;
+
+	while ((len = evbuffer_get_length(in)) > 0) {
+		int n;
+
+		if (c->flags & CONN_CLOSING) {
+			evbuffer_drain(in, len);
+			return false;
+		}
+		n = evbuffer_remove(in, env->rbuf, env->rbuf_size);
+		if (n <= 0)
+			break;
+		stat_add(&env->stats.bytes_in, (uint64_t)n);
+		if (conn_input(c, env->rbuf, (size_t)n))
+			return false;
+	}
+	return !(c->flags & CONN_CLOSING);
+}
+
+static void conn_tls_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_tls_drain(arg);
+}
+
+/* The handshake is done: the connection starts its ordinary timeouts,
+ * and its handler opens. */
+static void conn_tls_opened(struct conn *c)
+{
+	struct conn_env *env = c->env;
+
+	c->flags &= ~CONN_HANDSHAKE;
+	stat_add(&env->stats.tls_handshakes, 1);
+	if (bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv)) {
+		conn_fail(c, "timeouts", ENOMEM);
+		return;
+	}
+	conn_open(c);
+}
+
+static void conn_tls_handshake_failed(struct conn *c, short what)
+{
+	struct conn_env *env = c->env;
+	char why[128];
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		stat_add(&env->stats.tls_handshake_timeouts, 1);
+		log_verbose("closing connection fd %d: tls handshake timed "
+		    "out", c->fd);
+	} else {
+		stat_add(&env->stats.tls_handshake_failures, 1);
+		log_verbose("closing connection fd %d: tls handshake failed: "
+		    "%s", c->fd, what & BEV_EVENT_EOF ? "closed by the client" :
+		    tls_error(c->bev, why, sizeof(why)));
+	}
+	conn_free(c);
+}
+
+/*
+ * The client ended its stream, with close_notify or (fact T1) without.
+ * libevent has stopped writing as well as reading, so writing is turned
+ * back on: the client is still owed its replies.  Decrypted bytes may
+ * still wait in the input buffer, unseen by the read callback (fact T3),
+ * so they go to the handler first; then the handler sees the EOF, as on
+ * the fast path.
+ */
+static void conn_tls_eof(struct conn *c)
+{
+	bufferevent_enable(c->bev, EV_WRITE);
+	if (c->flags & CONN_LINGER) {
+		conn_free(c);
+		return;
+	}
+	if (c->flags & CONN_CLOSING) {
+		/* Flushing already; no need to linger once it is out. */
+		c->flags |= CONN_EOF;
+		return;
+	}
+	if (conn_tls_drain(c))
+		conn_eof(c);
+}
+
+static void conn_tls_event_cb(struct bufferevent *bev, short what,
+    void *arg)
+{
+	struct conn *c = arg;
+	struct conn_env *env = c->env;
+	char why[128];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_tls_opened(c);
+		return;
+	}
+	if (c->flags & CONN_HANDSHAKE) {
+		conn_tls_handshake_failed(c, what);
+		return;
+	}
+	if ((c->flags & CONN_WRITING) || env->batch.owner == c) {
+		/* Under a write or a handler: freed after it (conn_reap). */
+		conn_break(c, EPIPE);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
+		conn_event_cb(bev, what, arg);
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		if (!(c->flags & CONN_LINGER)) {
+			stat_add(&env->stats.idle_timeouts, 1);
+			log_verbose("closing idle connection fd %d", c->fd);
+			tls_close_notify(c->bev);
+		}
+		conn_free(c);
+	} else if (what & BEV_EVENT_EOF) {
+		conn_tls_eof(c);
+	} else if (c->flags & CONN_LINGER) {
+		conn_free(c);
+	} else {
+		stat_add(&env->stats.errors, 1);
+		log_verbose("closing connection fd %d: tls: %s", c->fd,
+		    tls_error(bev, why, sizeof(why)));
+		conn_free(c);
+	}
+}
+
+/* Sets up a TLS connection on @fd; returns 0, or -1 (c->bev, if set,
+ * owns @fd). */
+static int conn_tls_setup(struct conn *c, int fd)
+{
+	struct conn_env *env = c->env;
+
+	c->flags |= CONN_TLS | CONN_HANDSHAKE;
+	c->bev = tls_bufferevent_new(c->listen->tls, env->base, fd);
+	if (!c->bev)
+		return -1;
+	bufferevent_setcb(c->bev, conn_tls_read_cb, conn_write_cb,
+	    conn_tls_event_cb, c);
+	/* Enabled first: bufferevent_openssl re-arms only the pending
+	 * handshake events when the timeouts change. */
+	if (bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_WRITE) ||
+	    bufferevent_enable(c->bev, EV_READ | EV_WRITE) ||
+	    bufferevent_set_timeouts(c->bev, env->handshake_tv,
+	    env->handshake_tv))
+		return -1;
+	return 0;
+}
+
 struct conn *conn_new(struct conn_env *env, int fd,
     const struct conn_listen *l)
 {
@@ -554,6 +779,11 @@ struct conn *conn_new(struct conn_env *env, int fd,
 	c->fd = fd;
 	/* Replies are small and latency-bound. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (l->tls) {
+		if (conn_tls_setup(c, fd))
+			goto fail_tls;
+		goto serve;
+	}
 	c->bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev)
 		goto fail;
@@ -571,13 +801,19 @@ struct conn *conn_new(struct conn_env *env, int fd,
 	if (bufferevent_enable(c->bev, EV_READ))
 		goto fail_bev;
 
+serve:
 	c->next = env->conns;
 	if (env->conns)
 		env->conns->prev = c;
 	env->conns = c;
 	stat_add(&env->stats.conns_opened, 1);
+	if (c->flags & CONN_HANDSHAKE)
+		return c;	/* opened by conn_tls_opened() */
 	return conn_open(c) ? c : NULL;
 
+fail_tls:
+	if (!c->bev)
+		goto fail;
 fail_bev:
 	bufferevent_free(c->bev);	/* closes fd */
 	fd = -1;

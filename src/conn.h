@@ -41,6 +41,18 @@
  *   connection while its handler runs: a write error marks it, and the
  *   caller of the handler frees it afterwards.
  *
+ * - TLS (a listener's tls+).  The connection is a bufferevent_openssl
+ *   (tls.h) instead, and conn.c keeps none of the socket tricks above:
+ *   the bufferevent reads and decrypts, and its read callback hands the
+ *   decrypted input to the same conn_input() as the fast path; a batch
+ *   is copied into the output buffer in one piece (so it goes out in as
+ *   few records as possible) instead of being sent with sendmsg.
+ *   Backpressure is the same EV_READ switch, which for bufferevent_openssl
+ *   is exactly what stops it reading; closing sends close_notify first.
+ *   The handler is opened once the handshake is done, and the handshake
+ *   is bounded by its own timeout.  docs/design.md, "TLS", has the
+ *   libevent 2.1.12 behaviours this works around (facts T1-T4).
+ *
  * The transport is this file alone: the handlers see only proto.h, so a
  * TLS bufferevent or a UDP socket can drive them without changing them.
  */
@@ -58,6 +70,7 @@ struct conn;
 struct event_base;
 struct proto_config;
 struct proto_ops;
+struct tls_ctx;
 
 /* The most pieces, and copied bytes, one batch gathers before it is
  * written out mid-handler. */
@@ -94,6 +107,8 @@ struct conn_env {
 	const struct timeval *idle_tv;
 	const struct timeval *write_tv;
 	const struct timeval *flush_tv;	/* close-flush stall limit */
+	const struct timeval *handshake_tv;	/* (worker) TLS handshake
+						 * inactivity limit */
 	const struct proto_config *proto_cfg;	/* (worker) borrowed */
 	_Atomic long *conns_now;	/* (worker) open, server-wide */
 	bool stopping;		/* (worker) leave the loop at the last close */
@@ -112,6 +127,9 @@ struct conn_env {
  */
 struct conn_listen {
 	const struct proto_ops *ops;	/* static */
+	struct tls_ctx *tls;	/* tls+ listeners: the server's TLS context
+				 * (tls.h), which workers may use; NULL:
+				 * plain TCP */
 };
 
 /*

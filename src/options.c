@@ -35,6 +35,9 @@ enum {
 	OPT_MAX_LINE,
 	OPT_MAX_BULK,
 	OPT_MAX_MEMORY,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_HANDSHAKE_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -56,6 +59,10 @@ static const struct option long_options[] = {
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-handshake-timeout", required_argument, NULL,
+	    OPT_TLS_HANDSHAKE_TIMEOUT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -77,6 +84,7 @@ void options_init(struct options *o)
 	o->protocol = proto_handlers[0];
 	o->max_line = 8 * 1024;
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
+	o->tls_handshake_timeout = 10.0;
 	o->log_level = LL_INFO;
 }
 
@@ -89,11 +97,16 @@ void options_usage(FILE *out)
 "\n"
 "  -p, --port N            port for listeners that name none (default 5555;\n"
 "                          0 picks one)\n"
-"  -l, --listen [PROTO@]ADDR[:PORT]\n"
+"  -l, --listen [tls+][PROTO@]ADDR[:PORT]\n"
 "                          listen on a numeric IPv4 or IPv6 address\n"
 "                          (\"127.0.0.1:5556\", \"[::1]:5557\") with the\n"
-"                          handler PROTO; repeatable (default: all\n"
-"                          interfaces, on --port, with --protocol)\n"
+"                          handler PROTO, over TLS with tls+; repeatable\n"
+"                          (default: all interfaces, on --port, with\n"
+"                          --protocol)\n"
+"      --tls-cert FILE     certificate chain (PEM) for tls+ listeners\n"
+"      --tls-key FILE      its private key (PEM)\n"
+"      --tls-handshake-timeout SECS  close clients that make no handshake\n"
+"                          progress this long (default 10)\n"
 "      --protocol NAME     handler for listeners that name none\n"
 "                          (default echo)\n"
 "      --protocols         list the handlers\n"
@@ -125,7 +138,7 @@ void options_usage(FILE *out)
 "  -V, --version           the version\n"
 "\n"
 "SIGINT or SIGTERM: stop accepting, flush, exit 0; a second one exits at\n"
-"once.  SIGUSR1: log the statistics.\n", out);
+"once.  SIGUSR1: log the statistics.  SIGHUP: reload the TLS certificate.\n", out);
 }
 
 void options_list_protocols(FILE *out)
@@ -201,23 +214,35 @@ static int parse_bytes(const char *s, uint64_t min, uint64_t max,
 
 #define WATER_MAX ((uint64_t)1 << 40)
 
-/* Splits "[PROTO@]ADDR[:PORT]" now that --protocol and --port are known. */
+/* Splits "[tls+][PROTO@]ADDR[:PORT]" now that --protocol and --port are
+ * known. */
 static int resolve_listen(const struct options *o, struct options_listen *l,
     char *err, size_t errlen)
 {
-	const char *at = strchr(l->text, '@'), *addr = l->text;
+	const char *spec = l->text, *at, *addr;
 	char name[32];
 
+	if (!strncmp(spec, "tls+", 4)) {
+		l->tls = 1;
+		spec += 4;
+		if (!o->tls_cert || !o->tls_key) {
+			fail(err, errlen, "listener '%s' needs '--tls-cert' and "
+			    "'--tls-key'", l->text);
+			return -1;
+		}
+	}
+	at = strchr(spec, '@');
+	addr = spec;
 	l->proto = o->protocol;
 	if (at) {
-		size_t n = (size_t)(at - l->text);
+		size_t n = (size_t)(at - spec);
 
-		snprintf(name, sizeof(name), "%.*s", (int)n, l->text);
+		snprintf(name, sizeof(name), "%.*s", (int)n, spec);
 		l->proto = n < sizeof(name) ? proto_find(name) : NULL;
 		if (!l->proto) {
 			fail(err, errlen, "unknown protocol '%.*s' in '%s' for "
 			    "option '--listen' (see 'echoserver --protocols')",
-			    (int)n, l->text, l->text);
+			    (int)n, spec, l->text);
 			return -1;
 		}
 		addr = at + 1;
@@ -328,6 +353,21 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			break;
 		case OPT_MAX_MEMORY:
 			if (parse_bytes(arg, 0, WATER_MAX, &o->max_memory))
+				goto bad_value;
+			break;
+		case OPT_TLS_CERT:
+			if (!*arg)
+				goto bad_value;
+			o->tls_cert = arg;
+			break;
+		case OPT_TLS_KEY:
+			if (!*arg)
+				goto bad_value;
+			o->tls_key = arg;
+			break;
+		case OPT_TLS_HANDSHAKE_TIMEOUT:
+			if (parse_seconds(arg, 86400, &o->tls_handshake_timeout)
+			    || o->tls_handshake_timeout <= 0)
 				goto bad_value;
 			break;
 		case 'v':

@@ -14,10 +14,12 @@
 
 struct proto_ops;
 
-/* One --listen [PROTO@]ADDR[:PORT], resolved once every option is known. */
+/* One --listen [tls+][PROTO@]ADDR[:PORT], resolved once every option is
+ * known. */
 struct options_listen {
 	const char *text;	/* as given; borrowed from argv */
 	const struct proto_ops *proto;	/* its handler */
+	int tls;		/* tls+: served over TLS */
 	struct sockaddr_storage addr;	/* with its port, or --port's */
 	socklen_t addrlen;
 };
@@ -41,6 +43,9 @@ struct options {
 	size_t high_water;	/* stop reading past this much output */
 	size_t low_water;	/* resume reading at or below this */
 	const char *port_file;	/* borrowed; NULL: none */
+	const char *tls_cert;	/* PEM chain for tls+ listeners; borrowed */
+	const char *tls_key;	/* PEM key; borrowed */
+	double tls_handshake_timeout;	/* seconds, > 0 */
 	const char *reject_message;	/* borrowed; "" sends nothing */
 	int log_level;		/* enum log_level */
 };

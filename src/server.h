@@ -8,6 +8,10 @@
  * (worker.h).  The only state shared with workers is the open-connection
  * count (an atomic) and the statistics (single-writer counters, stats.h).
  *
+ * TLS: the main thread owns s->tls, reloads it on SIGHUP and frees it
+ * after the workers are joined; workers only make connections from it
+ * (tls.h says how that is safe).
+ *
  * Shutdown: the first SIGINT or SIGTERM closes the listeners and sends every
  * worker a STOP item; each worker flushes its clients within the grace
  * period and leaves its loop; the main thread joins them all.  The signal
@@ -48,6 +52,8 @@ struct server {
 	struct worker_config wcfg;
 	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;
+	struct event *sig_hup;	/* reloads the TLS certificate */
+	struct tls_ctx *tls;	/* for tls+ listeners; NULL without */
 	struct event *sweep_timer;	/* expires keys in the store */
 	struct store *store;	/* resp's key space, shared by workers */
 	double started;		/* monotonic seconds, for uptime */

@@ -51,7 +51,14 @@ static inline uint64_t stat_get(stat_t *s)
 	/* closed: unconsumed input over the handler's cap */		\
 	X(input_overflows, "input_overflows")				\
 	/* commands served, as the handlers count them */		\
-	X(requests, "requests")
+	X(requests, "requests")						\
+	/* TLS handshakes completed */					\
+	X(tls_handshakes, "tls_handshakes")				\
+	/* closed: no TLS handshake progress within the timeout */	\
+	X(tls_handshake_timeouts, "tls_handshake_timeouts")		\
+	/* closed: a handshake that failed (not TLS, no common	\
+	 * version or cipher, closed half-way) */			\
+	X(tls_handshake_failures, "tls_handshake_failures")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\
