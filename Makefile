@@ -116,12 +116,13 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
 
-src/tls.o: ALL_CFLAGS += $(TLS_CFLAGS)
+src/tls.o src/echobench/loadgen.o src/echobench/echobench.o: \
+	ALL_CFLAGS += $(TLS_CFLAGS)
 echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) $(TLS_LIBS)
 
 echobench: $(ECHOBENCH_OBJS)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm $(TLS_LIBS)
 
 # The work-queue library needs pthreads only, so its rules skip libevent.
 # One -fPIC object serves both the archive and the shared library.

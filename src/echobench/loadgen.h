@@ -18,6 +18,8 @@
 
 #include "histogram.h"
 
+struct ssl_ctx_st;	/* OpenSSL's SSL_CTX */
+
 enum loadgen_mode {
 	LOADGEN_PINGPONG,	/* depth messages in flight per connection */
 	LOADGEN_BULK,		/* the same, with a window that keeps both
@@ -46,6 +48,8 @@ struct loadgen_config {
 					 * address run out */
 	unsigned connect_window;	/* connections opening at once */
 	double drain_timeout;		/* seconds to wait for the last echoes */
+	struct ssl_ctx_st *tls;		/* --tls: a client SSL_CTX, shared
+					 * (OpenSSL locks it); NULL: plain */
 	int *phase;			/* enum loadgen_phase, atomic */
 };
 
