@@ -702,6 +702,38 @@ START_TEST(test_sighup_serves_the_new_certificate_and_keeps_connections)
 }
 END_TEST
 
+/* --- echobench --tls ------------------------------------------------------- */
+
+START_TEST(test_echobench_tls_checks_every_byte_in_each_mode)
+{
+	const char *modes[] = { "pingpong -c 20 -D 4", "bulk -c 4",
+		"churn -c 4" };
+	const char *bench = getenv("ECHOBENCH");
+	int port = start_tls_server("echo", NULL), status;
+	char cmd[512], *out, *log;
+	long handshakes;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(cmd, sizeof(cmd), "%s --tls -p %d -m %s -d 0.5 -w 0.2 "
+		    "--json -q 2>&1", bench ? bench : "./echobench", port,
+		    modes[i]);
+		out = test_shell(cmd, &status);
+		ck_assert_msg(status == 0, "'%s': %s", cmd, out);
+		ck_assert_msg(strstr(out, "\"tls\":true") &&
+		    strstr(out, "\"errors\":0}") && !strstr(out,
+		    "\"msgs\":0,"), "'%s': %s", cmd, out);
+		free(out);
+	}
+	log = test_server_stop_clean(&server);
+	/* Churn reconnects: more handshakes than connections. */
+	handshakes = exit_stat(log, "tls_handshakes");
+	ck_assert_int_gt(handshakes, 20 + 4 + 4);
+	ck_assert_int_eq(exit_stat(log, "tls_handshake_failures"), 0);
+	ck_assert_int_eq(exit_stat(log, "errors"), 0);
+	free(log);
+}
+END_TEST
+
 static Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -754,6 +786,13 @@ static Suite *tls_suite(void)
 	    test_expired_or_bad_certificate_stops_start_up_with_one_line, why);
 	test_add_or_skip(tc,
 	    test_sighup_serves_the_new_certificate_and_keeps_connections, why);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("echobench");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	test_add_or_skip(tc, test_echobench_tls_checks_every_byte_in_each_mode,
+	    why);
 	suite_add_tcase(s, tc);
 	return s;
 }
