@@ -44,6 +44,9 @@ enum conn_flags {
 	CONN_WRITING = 1 << 7,	/* TLS: inside an output-buffer write,
 				 * which libevent may answer with
 				 * callbacks at once */
+	CONN_TLS_EOF = 1 << 8,	/* TLS: the client ended its stream; its
+				 * last bytes may still be on their way to
+				 * the read callback */
 };
 
 /* Input the handler has not consumed yet; exists only while non-empty. */
@@ -637,9 +640,14 @@ static bool conn_tls_drain(struct conn *c)
 	return !(c->flags & CONN_CLOSING);
 }
 
+/* Decrypted input arrived, or (CONN_TLS_EOF) the client's last bytes
+ * are all in: the handler sees them, then the end of the stream. */
 static void conn_tls_read_cb(struct bufferevent *bev, void *arg)
 {
-	conn_tls_drain(arg);
+	struct conn *c = arg;
+
+	if (conn_tls_drain(c) && (c->flags & CONN_TLS_EOF))
+		conn_eof(c);
 }
 
 /* The handshake is done: the connection starts its ordinary timeouts,
@@ -677,11 +685,14 @@ static void conn_tls_handshake_failed(struct conn *c, short what)
 
 /*
  * The client ended its stream, with close_notify or (fact T1) without.
- * libevent has stopped writing as well as reading, so writing is turned
- * back on: the client is still owed its replies.  Decrypted bytes may
- * still wait in the input buffer, unseen by the read callback (fact T3),
- * so they go to the handler first; then the handler sees the EOF, as on
- * the fast path.
+ * libevent has stopped writing as well as reading (fact T5), so writing
+ * is turned back on: the client is still owed its replies.  The last
+ * bytes the client sent may not have reached the input buffer yet: libevent
+ * reports the EOF from inside the read that decrypted them, and commits
+ * them and runs the read callback only after this returns (fact T3).  So
+ * the EOF is only noted here, and the read callback, run once more
+ * after libevent's own (deferred, so it is the last), hands the handler
+ * the rest and then the EOF, as on the fast path.
  */
 static void conn_tls_eof(struct conn *c)
 {
@@ -695,8 +706,9 @@ static void conn_tls_eof(struct conn *c)
 		c->flags |= CONN_EOF;
 		return;
 	}
-	if (conn_tls_drain(c))
-		conn_eof(c);
+	c->flags |= CONN_TLS_EOF;
+	bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+	    BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void conn_tls_event_cb(struct bufferevent *bev, short what,

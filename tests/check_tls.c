@@ -454,6 +454,36 @@ START_TEST(test_half_closed_without_close_notify_all_comes_back)
 }
 END_TEST
 
+START_TEST(test_short_streams_closed_right_behind_their_data_come_back)
+{
+	int port = start_tls_server("echo", NULL);
+	int n = (int)scaled(300, 30);
+	uint64_t rng = 0x2545f4914f6cdd1dULL, total = 0;
+	char *log;
+
+	pattern_init();
+	/* Each client writes its stream and its close_notify at once, so
+	 * the server often reads the end of the data and the EOF together
+	 * (fact T3). */
+	for (int i = 0; i < n; i++) {
+		struct stream s;
+		size_t len;
+
+		fill_random(&rng, &len, sizeof(len));
+		len = len % 40000 + 1;
+		stream_init(&s, tls_connect(port), len, CLOSE_NOTIFY);
+		stream_run(&s, now_ms() + 30000);
+		ck_assert_uint_eq(s.recvd, len);
+		total += len;
+		tls_close(s.ssl);
+	}
+	log = test_server_stop_clean(&server);
+	ck_assert_int_eq(exit_stat(log, "bytes_out"), (long)total);
+	ck_assert_int_eq(exit_stat(log, "errors"), 0);
+	free(log);
+}
+END_TEST
+
 /* --- a slow reader: backpressure over TLS --------------------------------- */
 
 START_TEST(test_slow_reader_is_paused_with_memory_bounded)
@@ -761,6 +791,8 @@ static Suite *tls_suite(void)
 	    test_64_mib_half_closed_with_close_notify_all_comes_back, why);
 	test_add_or_skip(tc,
 	    test_half_closed_without_close_notify_all_comes_back, why);
+	test_add_or_skip(tc,
+	    test_short_streams_closed_right_behind_their_data_come_back, why);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("backpressure");
