@@ -107,7 +107,7 @@ TESTUTIL = tests/testutil.o src/common/procstat.o
 TEST_PROGRAMS = tests/echoserver-faults
 STRESS_TESTS = tests/stress_echoserver
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed \
-	bench/peer_epoll
+	bench/peer_epoll bench/peer_tls
 
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
@@ -354,6 +354,9 @@ run: echoserver
 
 bench/peer_%: bench/peer_%.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+bench/peer_tls.o: ALL_CFLAGS += $(TLS_CFLAGS)
+bench/peer_tls: bench/peer_tls.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) $(TLS_LIBS)
 
 # The suite (bench/run.py): echoserver beside the peers (BENCH_PEERS: the
 # plain bufferevent echo, the seed design and the thin epoll echo, the
@@ -380,6 +383,16 @@ bench: echoserver echobench $(BENCH_PEERS)
 bench-resp: echoserver
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/resp.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_RESP_ARGS)
+
+# TLS (bench/tls.py): echoserver's tls+echo listener against the plain
+# bufferevent_openssl echo (bench/peer_tls.c), both through echobench
+# --tls: handshakes/s (churn), bulk MB/s and ping-pong msgs/s, unpinned
+# and pinned, interleaved rounds, medians with min-max and the ratio.
+# Writes docs/benchmarks-tls.md; BENCH_QUICK=1 is the under-3-minute run.
+BENCH_TLS_ARGS =
+bench-tls: echoserver echobench bench/peer_tls
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/tls.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_TLS_ARGS)
 
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
@@ -433,6 +446,7 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
-	stress-leaks run bench bench-resp bench-workqueue install uninstall \
+	stress-leaks run bench bench-resp bench-tls bench-workqueue install \
+	uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE
