@@ -383,6 +383,33 @@ START_TEST(test_line_over_tls_1_2_and_1_3_with_s_client)
 }
 END_TEST
 
+START_TEST(test_resp_over_tls_with_redis_cli)
+{
+	int port = start_tls_server("resp", NULL), status;
+	char cmd[256], *out, *log;
+
+	snprintf(cmd, sizeof(cmd), "redis-cli --tls --insecure -p %d SET "
+	    "greeting hello 2>&1 && redis-cli --tls --insecure -p %d GET "
+	    "greeting 2>&1", port, port);
+	out = test_shell(cmd, &status);
+	ck_assert_int_eq(status, 0);
+	ck_assert_str_eq(out, "OK\nhello\n");
+	free(out);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_eq(exit_stat(log, "tls_handshakes"), 2);
+	ck_assert_int_eq(exit_stat(log, "errors"), 0);
+	free(log);
+}
+END_TEST
+
+static const char *no_redis_cli_tls(void)
+{
+	if (system("redis-cli --help 2>&1 | grep -q -- --tls") != 0)
+		return "redis-cli with --tls is not installed (apt-get "
+		    "install redis-tools)";
+	return NULL;
+}
+
 /* --- versions ------------------------------------------------------------- */
 
 START_TEST(test_tls_1_2_and_1_3_served_and_1_1_refused)
@@ -776,6 +803,8 @@ static Suite *tls_suite(void)
 	test_add_or_skip(tc, test_echo_over_tls_with_s_client, why);
 	test_add_or_skip(tc, test_line_over_tls_1_2_and_1_3_with_s_client,
 	    why);
+	test_add_or_skip(tc, test_resp_over_tls_with_redis_cli,
+	    why ? why : no_redis_cli_tls());
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("versions");
