@@ -162,10 +162,10 @@ def report(args, results, started, took):
       'in %.0f s.' % (' --quick' if args.quick else '',
                       ' BENCH_QUICK=1' if args.quick else '',
                       started.strftime('%Y-%m-%d %H:%M'), took))
-    w('Machine: %s, %d CPUs, %s; OpenSSL %s.  A shared machine: other '
+    w('Machine: %s, %d CPUs; %s.  A shared machine: other '
       'engineers\' builds may run beside it, so read medians and ranges, '
       'not single figures.' % (
-          platform.platform(), os.cpu_count(), platform.python_version(),
+          platform.platform(), os.cpu_count(),
           subprocess.run(['openssl', 'version'], capture_output=True,
                          text=True).stdout.strip()))
     w('')
@@ -204,6 +204,26 @@ def report(args, results, started, took):
             if fails:
                 w('| | %d runs failed: %s | | | |' % (len(fails), fails[0]))
         w('')
+    w('## Reading the figures')
+    w('')
+    w('- echoserver serves TLS through the same bufferevent_openssl as '
+      'the peer (docs/design.md, "TLS"), so the two should be close: '
+      'the cipher and OpenSSL\'s record handling set the pace, and '
+      'bufferevent_openssl reads about one record per event (fact T8).  '
+      'echoserver\'s own fast path does not apply to TLS.')
+    w('- Unpinned, echoserver runs a worker per CPU beside its accepting '
+      'thread and echobench on the same two cores; the peer is one '
+      'thread.  Pinned, both servers have one core.')
+    w('- echoserver sets `SSL_MODE_RELEASE_BUFFERS`, which gives '
+      'OpenSSL\'s record buffers (about 2 x 16 KiB) back while a '
+      'connection is idle, and the peer does not; that is the expected '
+      'cause of the difference in idle memory per connection, though '
+      'neither it nor its CPU cost per record was measured apart from '
+      'the rest.')
+    w('- Plain (non-TLS) echo connections cost about 1.1 KB each '
+      '(docs/design.md, "Memory per connection"); a TLS one costs an '
+      'OpenSSL `SSL` on top.')
+    w('')
     return '\n'.join(lines) + '\n'
 
 
@@ -214,7 +234,20 @@ def main():
     ap.add_argument('--duration', type=float)
     ap.add_argument('--warmup', type=float)
     ap.add_argument('--out', default=os.path.join(ROOT, 'docs'))
+    ap.add_argument('--render', action='store_true',
+                    help='rewrite the .md from the saved .json only')
     args = ap.parse_args()
+    if args.render:
+        with open(os.path.join(args.out, 'benchmarks-tls.json')) as f:
+            saved = json.load(f)
+        for k in ('quick', 'rounds', 'duration', 'warmup'):
+            setattr(args, k, saved[k])
+        md = report(args, saved['results'],
+                    datetime.datetime.fromisoformat(saved['started']),
+                    saved['took'])
+        with open(os.path.join(args.out, 'benchmarks-tls.md'), 'w') as f:
+            f.write(md)
+        return
     if args.rounds is None:
         args.rounds = 3 if args.quick else 5
     if args.duration is None:
@@ -245,6 +278,7 @@ def main():
     with open(os.path.join(args.out, 'benchmarks-tls.json'), 'w') as f:
         json.dump({'started': started.isoformat(), 'quick': args.quick,
                    'rounds': args.rounds, 'duration': args.duration,
+                   'warmup': args.warmup, 'took': took,
                    'results': results}, f, indent=1)
     md = report(args, results, started, took)
     with open(os.path.join(args.out, 'benchmarks-tls.md'), 'w') as f:
