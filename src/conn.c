@@ -61,7 +61,13 @@ struct conn {
 	struct conn *prev, *next;	/* env->conns */
 	const struct conn_listen *listen;	/* borrowed, outlives us */
 	const struct proto_ops *ops;	/* listen->ops */
-	struct conn_pending *pending;
+	union {
+		struct conn_pending *pending;
+		/* TLS, while CONN_HANDSHAKE: the handshake's deadline.  It
+		 * shares the slot because no input is kept before the
+		 * handshake ends, so plain connections pay nothing for it. */
+		struct event *handshake_timer;
+	};
 	int fd;
 	unsigned flags;
 	/* The handler's state follows, at CONN_STATE_OFFSET, when it has
@@ -115,6 +121,11 @@ void conn_free(struct conn *c)
 		env->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (c->flags & CONN_HANDSHAKE) {
+		if (c->handshake_timer)
+			event_free(c->handshake_timer);
+		c->handshake_timer = NULL;
+	}
 	bufferevent_free(c->bev);	/* closes the fd */
 	free(c->pending);
 	free(c);
@@ -656,6 +667,8 @@ static void conn_tls_opened(struct conn *c)
 {
 	struct conn_env *env = c->env;
 
+	event_free(c->handshake_timer);
+	c->handshake_timer = NULL;
 	c->flags &= ~CONN_HANDSHAKE;
 	stat_add(&env->stats.tls_handshakes, 1);
 	if (bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv)) {
@@ -663,6 +676,19 @@ static void conn_tls_opened(struct conn *c)
 		return;
 	}
 	conn_open(c);
+}
+
+/* The handshake took longer than --tls-handshake-timeout in all, however
+ * the client spread its bytes (fact T7 is why this is a timer of its
+ * own rather than the bufferevent's timeouts). */
+static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	stat_add(&c->env->stats.tls_handshake_timeouts, 1);
+	log_verbose("closing connection fd %d: no tls handshake within the "
+	    "timeout", c->fd);
+	conn_free(c);
 }
 
 static void conn_tls_handshake_failed(struct conn *c, short what)
@@ -764,12 +790,11 @@ static int conn_tls_setup(struct conn *c, int fd)
 		return -1;
 	bufferevent_setcb(c->bev, conn_tls_read_cb, conn_write_cb,
 	    conn_tls_event_cb, c);
-	/* Enabled first: bufferevent_openssl re-arms only the pending
-	 * handshake events when the timeouts change. */
-	if (bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_WRITE) ||
-	    bufferevent_enable(c->bev, EV_READ | EV_WRITE) ||
-	    bufferevent_set_timeouts(c->bev, env->handshake_tv,
-	    env->handshake_tv))
+	c->handshake_timer = evtimer_new(env->base, conn_tls_deadline_cb, c);
+	if (!c->handshake_timer ||
+	    evtimer_add(c->handshake_timer, env->handshake_tv) ||
+	    bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_WRITE) ||
+	    bufferevent_enable(c->bev, EV_READ | EV_WRITE))
 		return -1;
 	return 0;
 }
@@ -824,6 +849,8 @@ serve:
 	return conn_open(c) ? c : NULL;
 
 fail_tls:
+	if (c->handshake_timer)
+		event_free(c->handshake_timer);
 	if (!c->bev)
 		goto fail;
 fail_bev:

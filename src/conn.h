@@ -107,8 +107,8 @@ struct conn_env {
 	const struct timeval *idle_tv;
 	const struct timeval *write_tv;
 	const struct timeval *flush_tv;	/* close-flush stall limit */
-	const struct timeval *handshake_tv;	/* (worker) TLS handshake
-						 * inactivity limit */
+	const struct timeval *handshake_tv;	/* (worker) the longest a
+						 * TLS handshake may take */
 	const struct proto_config *proto_cfg;	/* (worker) borrowed */
 	_Atomic long *conns_now;	/* (worker) open, server-wide */
 	bool stopping;		/* (worker) leave the loop at the last close */

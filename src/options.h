@@ -45,7 +45,7 @@ struct options {
 	const char *port_file;	/* borrowed; NULL: none */
 	const char *tls_cert;	/* PEM chain for tls+ listeners; borrowed */
 	const char *tls_key;	/* PEM key; borrowed */
-	double tls_handshake_timeout;	/* seconds, > 0 */
+	double tls_handshake_timeout;	/* seconds from accept, > 0 */
 	const char *reject_message;	/* borrowed; "" sends nothing */
 	int log_level;		/* enum log_level */
 };

@@ -610,6 +610,36 @@ START_TEST(test_silent_and_half_hello_clients_time_out_and_are_counted)
 }
 END_TEST
 
+START_TEST(test_a_hello_trickled_a_byte_at_a_time_is_cut_at_the_deadline)
+{
+	const char *extra[] = { "--tls-handshake-timeout", "1", NULL };
+	int port = start_tls_server("echo", extra), fd;
+	unsigned char hello[4096];
+	size_t len = client_hello(hello, sizeof(hello)), sent = 0;
+	uint64_t t0;
+	char *log;
+
+	fd = test_connect(port);
+	t0 = now_ms();
+	/* A byte every 100 ms: progress all the time, done never. */
+	while (sent < len) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		write_all(fd, hello + sent++, 1);
+		if (poll(&pfd, 1, 100) > 0)
+			break;	/* closed (or an alert): the deadline */
+		ck_assert_msg(now_ms() - t0 < 20000, "still open after 20 s");
+	}
+	ck_assert(wait_eof(fd, now_ms() + 20000));
+	ck_assert_uint_ge(now_ms() - t0, 900);
+	ck_assert_uint_lt(sent, len);
+	close(fd);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_eq(exit_stat(log, "tls_handshake_timeouts"), 1);
+	free(log);
+}
+END_TEST
+
 START_TEST(test_garbage_instead_of_a_hello_is_closed_and_counted)
 {
 	const char *extra[] = { "--tls-handshake-timeout", "1", NULL };
@@ -836,6 +866,9 @@ static Suite *tls_suite(void)
 	tcase_set_timeout(tc, 120);
 	test_add_or_skip(tc,
 	    test_silent_and_half_hello_clients_time_out_and_are_counted, why);
+	test_add_or_skip(tc,
+	    test_a_hello_trickled_a_byte_at_a_time_is_cut_at_the_deadline,
+	    why);
 	test_add_or_skip(tc,
 	    test_garbage_instead_of_a_hello_is_closed_and_counted, why);
 	suite_add_tcase(s, tc);
