@@ -159,6 +159,9 @@ need-libevent:
 	@$(PKG_CONFIG) --exists 'libevent >= 2.1' 2>/dev/null || { echo \
 	"echoserver: libevent 2.1 not found; install it with: sudo apt-get install -y pkg-config libevent-dev (or run 'make deps')" >&2; \
 	exit 1; }
+	@$(PKG_CONFIG) --exists libevent_openssl openssl 2>/dev/null || { echo \
+	"echoserver: OpenSSL (for tls+ listeners) not found; install it with: sudo apt-get install -y libssl-dev (or run 'make deps')" >&2; \
+	exit 1; }
 need-check: need-libevent
 	@$(PKG_CONFIG) --exists check 2>/dev/null || { echo \
 	"echoserver: the Check test library not found; install it with: sudo apt-get install -y check (or run 'make deps')" >&2; \
