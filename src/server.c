@@ -242,10 +242,12 @@ static int server_listen_all(struct server *s)
 	if (!o->n_listen)
 		return server_listen_any(s);
 	for (int i = 0; i < o->n_listen; i++) {
-		if (server_listen(s, (const struct sockaddr *)&o->listen[i].addr,
-		    o->listen[i].addrlen, 0, o->listen[i].proto))
+		const struct options_listen *l = &o->listen[i];
+
+		if (server_listen(s, (const struct sockaddr *)&l->addr,
+		    l->addrlen, 0, l->proto))
 			return -1;
-		if (o->listen[i].tls)
+		if (l->tls)
 			s->ports[s->n_ports - 1].cl.tls = s->tls;
 	}
 	return 0;

@@ -18,7 +18,7 @@
 
 struct tls_ctx {
 	pthread_mutex_t lock;	/* guards ctx */
-	SSL_CTX *ctx;		/* the current one; ours is one reference */
+	SSL_CTX *ctx;		/* the current one; we hold a reference */
 	const char *cert, *key;	/* borrowed paths */
 };
 

@@ -332,8 +332,10 @@ static long exit_stat(const char *log, const char *name)
 static const char *no_openssl(void)
 {
 	/* Not test_shell(): this runs before any test, outside Check. */
-	return system("openssl version >/dev/null 2>&1") == 0 ? NULL : "the openssl command is not installed "
-	    "(apt-get install openssl)";
+	if (system("openssl version >/dev/null 2>&1") != 0)
+		return "the openssl command is not installed (apt-get "
+		    "install openssl)";
+	return NULL;
 }
 
 /* --- through the real openssl s_client ----------------------------------- */
@@ -685,7 +687,7 @@ START_TEST(test_garbage_instead_of_a_hello_is_closed_and_counted)
 }
 END_TEST
 
-/* --- certificates ---------------------------------------------------------- */
+/* --- certificates --------------------------------------------------------- */
 
 /* Lines in @s. */
 static int count_lines(const char *s)
@@ -789,7 +791,7 @@ START_TEST(test_sighup_serves_the_new_certificate_and_keeps_connections)
 }
 END_TEST
 
-/* --- echobench --tls ------------------------------------------------------- */
+/* --- echobench --tls ------------------------------------------------------ */
 
 START_TEST(test_echobench_tls_checks_every_byte_in_each_mode)
 {
