@@ -51,6 +51,9 @@ LIBEVENT_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libevent 2>/dev/null)
 LIBEVENT_LIBS ?= $(shell $(PKG_CONFIG) --libs libevent 2>/dev/null)
 CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+# TLS listeners: libevent's bufferevent_openssl and OpenSSL 3 (libssl).
+TLS_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libevent_openssl openssl 2>/dev/null)
+TLS_LIBS ?= $(shell $(PKG_CONFIG) --libs libevent_openssl openssl 2>/dev/null)
 GLIB_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags glib-2.0 2>/dev/null)
 GLIB_LIBS ?= $(shell $(PKG_CONFIG) --libs glib-2.0 2>/dev/null)
 # libsystemd is optional (src/systemd.h): found, it brings socket
@@ -80,7 +83,7 @@ endif
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
-	src/udp.o src/proxy.o src/systemd.o src/metrics.o
+	src/udp.o src/proxy.o src/systemd.o src/metrics.o src/tls.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -117,7 +120,7 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_protocols tests/check_store tests/check_resp \
 	tests/check_resp_cli tests/check_udp tests/check_proxy \
 	tests/check_proxy_server tests/check_log tests/check_systemd \
-	tests/check_ops tests/check_metrics
+	tests/check_ops tests/check_metrics tests/check_tls
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -126,7 +129,7 @@ STRESS_TESTS = tests/stress_echoserver
 # Needs haproxy; run by `make test-haproxy`, not `make check`.
 HAPROXY_TESTS = tests/check_haproxy
 BENCH_PEERS = bench/peer_bufferevent bench/peer_seed bench/peer_udp \
-	bench/peer_epoll
+	bench/peer_epoll bench/peer_tls
 
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
@@ -137,13 +140,15 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	echoserver.service
 
+src/tls.o src/echobench/loadgen.o src/echobench/echobench.o: \
+	ALL_CFLAGS += $(TLS_CFLAGS)
 echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) \
-		$(SYSTEMD_LIBS)
+		$(SYSTEMD_LIBS) $(TLS_LIBS)
 src/systemd.o: ALL_CFLAGS += $(SYSTEMD_CFLAGS)
 
 echobench: $(ECHOBENCH_OBJS)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm $(TLS_LIBS)
 
 # The work-queue library needs pthreads only, so its rules skip libevent.
 # One -fPIC object serves both the archive and the shared library.
@@ -228,6 +233,9 @@ need-libevent: need-packages
 	@$(PKG_CONFIG) --exists 'libevent >= 2.1' 2>/dev/null || { echo \
 	"echoserver: libevent 2.1 not found; install it with: sudo apt-get install -y pkg-config libevent-dev (or run 'make deps')" >&2; \
 	exit 1; }
+	@$(PKG_CONFIG) --exists libevent_openssl openssl 2>/dev/null || { echo \
+	"echoserver: OpenSSL (for tls+ listeners) not found; install it with: sudo apt-get install -y libssl-dev (or run 'make deps')" >&2; \
+	exit 1; }
 need-check: need-libevent
 	@$(PKG_CONFIG) --exists check 2>/dev/null || { echo \
 	"echoserver: the Check test library not found; install it with: sudo apt-get install -y check (or run 'make deps')" >&2; \
@@ -244,7 +252,7 @@ deps:
 # SANITIZE or CC rebuilds everything instead of mixing objects (git's
 # GIT-CFLAGS trick).
 TRACK_FLAGS = $(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
-	$(ALL_LDFLAGS) $(SYSTEMD_CFLAGS)
+	$(ALL_LDFLAGS) $(SYSTEMD_CFLAGS) $(TLS_CFLAGS)
 BUILD-FLAGS: FORCE | need-packages
 	@flags='$(subst ','\'',$(TRACK_FLAGS))'; \
 	if test x"$$flags" != x"`cat $@ 2>/dev/null`"; then \
@@ -265,7 +273,7 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o src/udp.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o src/proxy.o $(PROTO_OBJS) $(STORE_OBJS)
+		src/conn.o src/proxy.o src/tls.o $(PROTO_OBJS) $(STORE_OBJS)
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
@@ -281,6 +289,7 @@ tests/check_log: tests/check_log.o $(TESTUTIL) src/log.o
 tests/check_systemd: tests/check_systemd.o $(TESTUTIL)
 tests/check_ops: tests/check_ops.o $(TESTUTIL) | echoserver echobench
 tests/check_metrics: tests/check_metrics.o $(TESTUTIL)
+tests/check_tls: tests/check_tls.o $(TESTUTIL) | echobench
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_haproxy: tests/check_haproxy.o $(TESTUTIL)
@@ -304,7 +313,7 @@ tests/check_resp: tests/check_resp.o tests/proto_harness.o $(PROTO_OBJS) \
 OWN_LINK_TESTS = tests/check_workqueue tests/check_proto tests/check_resp
 $(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS) $(HAPROXY_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
-		$(LIBEVENT_LIBS) -lm
+		$(LIBEVENT_LIBS) $(TLS_LIBS) -lm
 
 # The server's own objects with chosen calls made to fail (tests/faults.c).
 FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
@@ -312,7 +321,7 @@ FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 		tests/faults.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
-		$(LIBEVENT_LIBS) $(SYSTEMD_LIBS)
+		$(LIBEVENT_LIBS) $(SYSTEMD_LIBS) $(TLS_LIBS)
 
 # libFuzzer runs through the harness: tests/fuzz_proto.c over the line
 # handlers and the example, tests/fuzz_resp.c over resp and its parser.
@@ -367,7 +376,8 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
 	tests/check_protocols tests/check_resp_cli tests/check_udp \
-	tests/check_proxy_server tests/check_systemd tests/check_metrics
+	tests/check_proxy_server tests/check_systemd tests/check_metrics \
+	tests/check_tls
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).
@@ -451,6 +461,9 @@ run: echoserver
 
 bench/peer_%: bench/peer_%.o
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+bench/peer_tls.o: ALL_CFLAGS += $(TLS_CFLAGS)
+bench/peer_tls: bench/peer_tls.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) $(TLS_LIBS)
 
 # The suite (bench/run.py): echoserver beside the peers (BENCH_PEERS: the
 # plain bufferevent echo, the seed design and the thin epoll echo, the
@@ -492,6 +505,15 @@ bench-udp: echoserver echobench bench/peer_udp
 bench-metrics: echoserver echobench
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/metrics.py \
 		$(if $(BENCH_QUICK),--quick)
+# TLS (bench/tls.py): echoserver's tls+echo listener against the plain
+# bufferevent_openssl echo (bench/peer_tls.c), both through echobench
+# --tls: handshakes/s (churn), bulk MB/s and ping-pong msgs/s, unpinned
+# and pinned, interleaved rounds, medians with min-max and the ratio.
+# Writes docs/benchmarks-tls.md; BENCH_QUICK=1 is the under-3-minute run.
+BENCH_TLS_ARGS =
+bench-tls: echoserver echobench bench/peer_tls
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/tls.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_TLS_ARGS)
 
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
@@ -555,7 +577,7 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind test-haproxy fuzz stress stress-small \
-	stress-tsan stress-leaks run bench bench-resp bench-udp bench-metrics \
+	stress-tsan stress-leaks run bench bench-resp bench-udp bench-metrics bench-tls \
 	bench-workqueue install uninstall install-workqueue \
 	uninstall-workqueue clean distclean deps \
 	need-packages need-libevent need-check FORCE

@@ -10,6 +10,7 @@
 #include "netaddr.h"
 #include "proxy.h"
 #include "proto/proto.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -44,6 +45,15 @@ enum conn_flags {
 				 * returns */
 	CONN_HEADER = 1 << 5,	/* awaiting the PROXY header: the handler
 				 * has not seen the connection yet */
+	CONN_TLS = 1 << 6,	/* a bufferevent_openssl (see conn.h) */
+	CONN_HANDSHAKE = 1 << 7,	/* TLS: handshake not finished */
+	CONN_WRITING = 1 << 8,	/* TLS: inside an output-buffer write,
+				 * which libevent may answer with
+				 * callbacks at once */
+	CONN_TLS_EOF = 1 << 9,	/* TLS: the client ended its stream; its
+				 * last bytes may still be on their way to
+				 * the read callback */
+	CONN_PROXIED = 1 << 10,	/* the PROXY header named the client */
 };
 
 /* A PROXY header that came in pieces, kept while it is incomplete. */
@@ -69,7 +79,13 @@ struct conn {
 	struct conn *prev, *next;	/* env->conns */
 	const struct conn_listen *listen;	/* borrowed, outlives us */
 	const struct proto_ops *ops;	/* listen->ops */
-	struct conn_pending *pending;
+	union {
+		struct conn_pending *pending;
+		/* TLS, while CONN_HANDSHAKE: the handshake's deadline.  It
+		 * shares the slot because no input is kept before the
+		 * handshake ends, so plain connections pay nothing for it. */
+		struct event *handshake_timer;
+	};
 	int fd;
 	unsigned flags;
 	uint64_t bytes_in, bytes_out;	/* payload, for the close log */
@@ -158,7 +174,15 @@ void conn_free(struct conn *c)
 		env->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	bufferevent_free(c->bev);	/* closes the fd */
+	if (c->flags & CONN_HANDSHAKE) {
+		if (c->handshake_timer)
+			event_free(c->handshake_timer);
+		c->handshake_timer = NULL;
+	}
+	if (c->bev)
+		bufferevent_free(c->bev);	/* closes the fd */
+	else
+		close(c->fd);	/* between a PROXY header and TLS */
 	free(c->pending);
 	free(c->header);
 	free(c);
@@ -201,6 +225,9 @@ static void conn_break(struct conn *c, int err)
 	log_verbose("connection fd %d: write: %s", c->fd, strerror(err));
 }
 
+static void conn_tls_writev(struct conn *c, const struct iovec *iov, int n,
+    size_t len);
+
 /*
  * Sends @len bytes in @iov[@n] (borrowed): straight to the socket while
  * nothing is pending before them, the rest into the output buffer.
@@ -214,6 +241,10 @@ static void conn_writev(struct conn *c, struct iovec *iov, int n, size_t len)
 
 	if (c->flags & CONN_BROKEN)
 		return;
+	if (c->flags & CONN_TLS) {
+		conn_tls_writev(c, iov, n, len);
+		return;
+	}
 	if (pending == 0) {
 		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };
 		ssize_t w = n == 1 ?
@@ -410,8 +441,9 @@ static int conn_pending_append(struct conn *c, const char *buf, size_t len)
 	return 0;
 }
 
-/* Bytes arrived: hand them, after any kept input, to the handler. */
-static void conn_input(struct conn *c, const char *buf, size_t n)
+/* Bytes arrived: hand them, after any kept input, to the handler.
+ * Returns true if @c was closed or freed meanwhile. */
+static bool conn_input(struct conn *c, const char *buf, size_t n)
 {
 	const char *in = buf;
 	size_t len = n;
@@ -421,7 +453,7 @@ static void conn_input(struct conn *c, const char *buf, size_t n)
 	if (c->pending) {
 		if (conn_pending_append(c, buf, n)) {
 			conn_fail(c, "keeping input", ENOMEM);
-			return;
+			return true;
 		}
 		in = c->pending->buf;
 		len = c->pending->len;
@@ -430,16 +462,16 @@ static void conn_input(struct conn *c, const char *buf, size_t n)
 	used = c->ops->data(c, conn_state(c), in, len);
 	conn_batch_end(c);
 	if (conn_reap(c))
-		return;
+		return true;
 	if (used == PROTO_CLOSE) {
 		conn_close(c);
-		return;
+		return true;
 	}
 	if (used < 0 || (size_t)used > len) {
 		log_error("handler '%s' consumed %zd of %zu bytes; closing",
 		    c->ops->name, used, len);
 		conn_fail(c, "handler", EPROTO);
-		return;
+		return true;
 	}
 	rc = conn_keep(c, in + used, len - (size_t)used);
 	if (rc < 0) {
@@ -451,6 +483,7 @@ static void conn_input(struct conn *c, const char *buf, size_t n)
 		    len - (size_t)used, c->ops->name);
 		conn_close(c);
 	}
+	return rc != 0;
 }
 
 /* The client shut down its sending side: it still gets everything it is
@@ -485,10 +518,14 @@ static void conn_eof(struct conn *c)
 static void conn_finish(struct conn *c)
 {
 	int unacked = 0, unread = 0;
-
-	if ((c->flags & CONN_EOF) ||
+	bool clean = (c->flags & CONN_EOF) ||
 	    ioctl(c->fd, SIOCOUTQ, &unacked) || ioctl(c->fd, FIONREAD, &unread) ||
-	    (unacked == 0 && unread == 0) || shutdown(c->fd, SHUT_WR)) {
+	    (unacked == 0 && unread == 0);
+
+	/* A TLS client is told the stream ended, not cut (fact T2). */
+	if (c->flags & CONN_TLS)
+		tls_close_notify(c->bev);
+	if (clean || shutdown(c->fd, SHUT_WR)) {
 		conn_free(c);
 		return;
 	}
@@ -501,6 +538,11 @@ void conn_close(struct conn *c)
 {
 	if (c->flags & CONN_CLOSING)
 		return;
+	if (c->flags & CONN_HANDSHAKE) {
+		/* Nothing is owed before the handshake ends. */
+		conn_free(c);
+		return;
+	}
 	c->flags |= CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
 	if (conn_output_len(c) == 0) {
@@ -571,6 +613,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
+	if (c->flags & CONN_WRITING)
+		return;		/* conn_tls_writev() looks for itself */
 	if ((c->flags & CONN_CLOSING) && conn_output_len(c) == 0)
 		conn_finish(c);
 	else if (c->flags & CONN_PAUSED)
@@ -632,6 +676,8 @@ static void timespec_now(struct timespec *ts)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
 }
+
+static void conn_tls_setup_after_header(struct conn *c);
 
 /* Closes @c, which sent no valid PROXY header: @why says what was
  * wrong. */
@@ -704,6 +750,12 @@ static void conn_header_done(struct conn *c, const struct proxy_header *h,
 	 * keep the socket's address. */
 	if (h->has_addr)
 		c->peer = h->src;
+	c->flags |= CONN_PROXIED;
+	if (c->listen->flags & CONN_LISTEN_TLS) {
+		free(hd);
+		conn_tls_setup_after_header(c);
+		return;
+	}
 	if (bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv)) {
 		conn_fail(c, "restoring timeouts", ENOMEM);
 	} else if (conn_open(c, h->local ? " (PROXY v2 LOCAL)" :
@@ -735,6 +787,23 @@ static int conn_header_keep(struct conn *c, const void *buf, size_t n)
 	return 0;
 }
 
+/*
+ * Takes @n peeked bytes, all of them header, from the socket of a
+ * proxy+tls+ connection.  They are at the front of its receive queue, so
+ * one read takes them all, and it writes the same bytes over the read
+ * buffer's copy, which may still be parsed.  Returns 0, or -1 after
+ * closing @c.
+ */
+static int conn_header_take(struct conn *c, size_t n)
+{
+	ssize_t got = n ? recv(c->fd, c->env->rbuf, n, 0) : 0;
+
+	if (got == (ssize_t)n)
+		return 0;
+	conn_fail(c, "taking the PROXY header", got < 0 ? errno : EIO);
+	return -1;
+}
+
 static void conn_header_read(struct conn *c, short what)
 {
 	struct conn_env *env = c->env;
@@ -743,6 +812,8 @@ static void conn_header_read(struct conn *c, short what)
 	const unsigned char *in = (const unsigned char *)env->rbuf;
 	struct proxy_header h;
 	const char *why = "bad PROXY header";
+	bool tls = c->listen->flags & CONN_LISTEN_TLS;
+	size_t kept = hd->len;	/* header bytes taken by earlier reads */
 	ssize_t n, used;
 	size_t len;
 
@@ -751,8 +822,12 @@ static void conn_header_read(struct conn *c, short what)
 		    "no complete PROXY header in time");
 		return;
 	}
-	n = read(c->fd, env->rbuf, room < env->rbuf_size ? room :
-	    env->rbuf_size);
+	/* Before TLS only the header may be taken from the socket: what
+	 * follows it is the handshake, for OpenSSL to read (conn_tls_setup).
+	 * So the bytes are peeked, and taken once it is known how many of
+	 * them are header (conn_header_take()). */
+	n = recv(c->fd, env->rbuf, room < env->rbuf_size ? room :
+	    env->rbuf_size, tls ? MSG_PEEK : 0);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			conn_fail(c, "read", errno);
@@ -774,6 +849,9 @@ static void conn_header_read(struct conn *c, short what)
 		len = hd->len;
 	}
 	used = proxy_parse(in, len, &h, &why);
+	if (tls && used >= 0 && conn_header_take(c, used ? (size_t)used - kept :
+	    (size_t)n))
+		return;
 	if (used < 0) {
 		char msg[96];
 
@@ -784,6 +862,245 @@ static void conn_header_read(struct conn *c, short what)
 	} else if (!hd->len && conn_header_keep(c, in, len)) {
 		conn_fail(c, "keeping the PROXY header", ENOMEM);
 	}
+}
+
+/*
+ * TLS (see conn.h).  The bufferevent_openssl reads, decrypts and writes;
+ * these callbacks connect it to the same handler path as the fast one.
+ */
+
+/* A batch for a TLS connection: one contiguous copy into the output
+ * buffer, which bufferevent_openssl encrypts and writes at once (its
+ * output callback runs inside the commit, so any error callback it makes
+ * finds CONN_WRITING set and only marks the connection). */
+static void conn_tls_writev(struct conn *c, const struct iovec *iov, int n,
+    size_t len)
+{
+	struct conn_env *env = c->env;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_iovec v;
+	char *p;
+
+	if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1) {
+		conn_break(c, ENOMEM);
+		return;
+	}
+	p = v.iov_base;
+	for (int i = 0; i < n; i++) {
+		memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+	v.iov_len = len;
+	stat_add(&env->stats.bytes_out, len);
+	c->bytes_out += len;
+	c->flags |= CONN_WRITING;
+	if (evbuffer_commit_space(out, &v, 1))
+		conn_break(c, ENOMEM);
+	c->flags &= ~CONN_WRITING;
+	if (c->flags & CONN_BROKEN)
+		return;
+	if (evbuffer_get_length(out) > env->high_water) {
+		if (!(c->flags & CONN_PAUSED))
+			conn_pause(c);
+	} else if ((c->flags & CONN_PAUSED) &&
+	    evbuffer_get_length(out) <= env->low_water) {
+		/* Drained during the commit, when the write callback was
+		 * held off. */
+		conn_resume(c);
+	}
+}
+
+/*
+ * Hands the decrypted input to the handler, a read buffer at a time;
+ * input that arrives while closing is dropped, as a lingering close
+ * does.  Returns true if @c is still open, false if it is closing or
+ * gone.
+ */
+static bool conn_tls_drain(struct conn *c)
+{
+	struct conn_env *env = c->env;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t len;
+
+	while ((len = evbuffer_get_length(in)) > 0) {
+		int n;
+
+		if (c->flags & CONN_CLOSING) {
+			evbuffer_drain(in, len);
+			return false;
+		}
+		n = evbuffer_remove(in, env->rbuf, env->rbuf_size);
+		if (n <= 0)
+			break;
+		stat_add(&env->stats.bytes_in, (uint64_t)n);
+		c->bytes_in += (uint64_t)n;
+		if (conn_input(c, env->rbuf, (size_t)n))
+			return false;
+	}
+	return !(c->flags & CONN_CLOSING);
+}
+
+/* Decrypted input arrived, or (CONN_TLS_EOF) the client's last bytes
+ * are all in: the handler sees them, then the end of the stream. */
+static void conn_tls_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (conn_tls_drain(c) && (c->flags & CONN_TLS_EOF))
+		conn_eof(c);
+}
+
+/* The handshake is done: the connection starts its ordinary timeouts,
+ * and its handler opens. */
+static void conn_tls_opened(struct conn *c)
+{
+	struct conn_env *env = c->env;
+
+	event_free(c->handshake_timer);
+	c->handshake_timer = NULL;
+	c->flags &= ~CONN_HANDSHAKE;
+	stat_add(&env->stats.tls_handshakes, 1);
+	if (bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv)) {
+		conn_fail(c, "timeouts", ENOMEM);
+		return;
+	}
+	conn_open(c, c->flags & CONN_PROXIED ? " (PROXY, TLS)" : " (TLS)");
+}
+
+/* The handshake took longer than --tls-handshake-timeout in all, however
+ * the client spread its bytes (fact T7 is why this is a timer of its
+ * own rather than the bufferevent's timeouts). */
+static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	stat_add(&c->env->stats.tls_handshake_timeouts, 1);
+	log_verbose("closing connection fd %d: no tls handshake within the "
+	    "timeout", c->fd);
+	conn_free(c);
+}
+
+static void conn_tls_handshake_failed(struct conn *c, short what)
+{
+	struct conn_env *env = c->env;
+	char why[128];
+
+	if (what & BEV_EVENT_TIMEOUT) {
+		stat_add(&env->stats.tls_handshake_timeouts, 1);
+		log_verbose("closing connection fd %d: tls handshake timed "
+		    "out", c->fd);
+	} else {
+		stat_add(&env->stats.tls_handshake_failures, 1);
+		log_verbose("closing connection fd %d: tls handshake failed: "
+		    "%s", c->fd, what & BEV_EVENT_EOF ? "closed by the client" :
+		    tls_error(c->bev, why, sizeof(why)));
+	}
+	conn_free(c);
+}
+
+/*
+ * The client ended its stream, with close_notify or (fact T1) without.
+ * libevent has stopped writing as well as reading (fact T5), so writing
+ * is turned back on: the client is still owed its replies.  The last
+ * bytes the client sent may not have reached the input buffer yet: libevent
+ * reports the EOF from inside the read that decrypted them, and commits
+ * them and runs the read callback only after this returns (fact T3).  So
+ * the EOF is only noted here, and the read callback, run once more
+ * after libevent's own (deferred, so it is the last), hands the handler
+ * the rest and then the EOF, as on the fast path.
+ */
+static void conn_tls_eof(struct conn *c)
+{
+	bufferevent_enable(c->bev, EV_WRITE);
+	if (c->flags & CONN_LINGER) {
+		conn_free(c);
+		return;
+	}
+	if (c->flags & CONN_CLOSING) {
+		/* Flushing already; no need to linger once it is out. */
+		c->flags |= CONN_EOF;
+		return;
+	}
+	c->flags |= CONN_TLS_EOF;
+	bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+	    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void conn_tls_event_cb(struct bufferevent *bev, short what,
+    void *arg)
+{
+	struct conn *c = arg;
+	struct conn_env *env = c->env;
+	char why[128];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_tls_opened(c);
+		return;
+	}
+	if (c->flags & CONN_HANDSHAKE) {
+		conn_tls_handshake_failed(c, what);
+		return;
+	}
+	if ((c->flags & CONN_WRITING) || env->batch.owner == c) {
+		/* Under a write or a handler: freed after it (conn_reap). */
+		conn_break(c, EPIPE);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
+		conn_event_cb(bev, what, arg);
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		if (!(c->flags & CONN_LINGER)) {
+			stat_add(&env->stats.idle_timeouts, 1);
+			log_verbose("closing idle connection fd %d", c->fd);
+			tls_close_notify(c->bev);
+		}
+		conn_free(c);
+	} else if (what & BEV_EVENT_EOF) {
+		conn_tls_eof(c);
+	} else if (c->flags & CONN_LINGER) {
+		conn_free(c);
+	} else {
+		stat_add(&env->stats.errors, 1);
+		log_verbose("closing connection fd %d: tls: %s", c->fd,
+		    tls_error(bev, why, sizeof(why)));
+		conn_free(c);
+	}
+}
+
+/* Sets up a TLS connection on @fd; returns 0, or -1 (c->bev, if set,
+ * owns @fd). */
+static int conn_tls_setup(struct conn *c, int fd)
+{
+	struct conn_env *env = c->env;
+
+	c->flags |= CONN_TLS | CONN_HANDSHAKE;
+	c->bev = tls_bufferevent_new(c->listen->tls, env->base, fd);
+	if (!c->bev)
+		return -1;
+	bufferevent_setcb(c->bev, conn_tls_read_cb, conn_write_cb,
+	    conn_tls_event_cb, c);
+	c->handshake_timer = evtimer_new(env->base, conn_tls_deadline_cb, c);
+	if (!c->handshake_timer ||
+	    evtimer_add(c->handshake_timer, env->handshake_tv) ||
+	    bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_WRITE) ||
+	    bufferevent_enable(c->bev, EV_READ | EV_WRITE))
+		return -1;
+	return 0;
+}
+
+/*
+ * A proxy+tls+ connection has its PROXY header (the handshake is still
+ * unread in the socket, conn_header_take()): the socket bufferevent that
+ * read the header gives the socket to a TLS one.  It is detached from
+ * the fd first, so that freeing it does not close it.
+ */
+static void conn_tls_setup_after_header(struct conn *c)
+{
+	bufferevent_setfd(c->bev, -1);
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (conn_tls_setup(c, c->fd))
+		conn_fail(c, "starting tls after the PROXY header", ENOMEM);
 }
 
 struct conn *conn_new(struct conn_env *env, int fd,
@@ -807,6 +1124,11 @@ struct conn *conn_new(struct conn_env *env, int fd,
 		c->peer.sa.sa_family = AF_UNSPEC;
 	/* Replies are small and latency-bound. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((l->flags & CONN_LISTEN_TLS) && !(l->flags & CONN_LISTEN_PROXY)) {
+		if (conn_tls_setup(c, fd))
+			goto fail_tls;
+		goto serve;
+	}
 	c->bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->bev)
 		goto fail;
@@ -824,21 +1146,30 @@ struct conn *conn_new(struct conn_env *env, int fd,
 	if (bufferevent_enable(c->bev, EV_READ))
 		goto fail_bev;
 
+serve:
 	c->next = env->conns;
 	if (env->conns)
 		env->conns->prev = c;
 	env->conns = c;
 	stat_add(&env->stats.conns_opened, 1);
 	if (l->flags & CONN_LISTEN_PROXY) {
-		/* The handler waits for the header (conn_header_read()). */
+		/* The handler, and TLS, wait for the header
+		 * (conn_header_read()). */
 		if (conn_header_begin(c)) {
 			conn_fail(c, "waiting for the PROXY header", ENOMEM);
 			return NULL;
 		}
 		return c;
 	}
+	if (c->flags & CONN_HANDSHAKE)
+		return c;	/* opened by conn_tls_opened() */
 	return conn_open(c, "") ? c : NULL;
 
+fail_tls:
+	if (c->handshake_timer)
+		event_free(c->handshake_timer);
+	if (!c->bev)
+		goto fail;
 fail_bev:
 	bufferevent_free(c->bev);	/* closes fd */
 	fd = -1;

@@ -52,6 +52,17 @@
  *   header; only then is the handler's open() called and the bytes after
  *   the header handed to it.  Plain listeners pay one flag test that the
  *   linger check already made.
+ * - TLS (a listener's tls+).  The connection is a bufferevent_openssl
+ *   (tls.h) instead, and conn.c keeps none of the socket tricks above:
+ *   the bufferevent reads and decrypts, and its read callback hands the
+ *   decrypted input to the same conn_input() as the fast path; a batch
+ *   is copied into the output buffer in one piece (so it goes out in as
+ *   few records as possible) instead of being sent with sendmsg.
+ *   Backpressure is the same EV_READ switch, which for bufferevent_openssl
+ *   is exactly what stops it reading; closing sends close_notify first.
+ *   The handler is opened once the handshake is done, and the handshake
+ *   is bounded by its own timeout.  docs/design.md, "TLS", has the
+ *   libevent 2.1.12 behaviours this works around (facts T1-T4).
  *
  * The transport is this file alone: the handlers see only proto.h, so a
  * TLS bufferevent or a UDP socket can drive them without changing them.
@@ -71,6 +82,7 @@ struct conn;
 struct event_base;
 struct proto_config;
 struct proto_ops;
+struct tls_ctx;
 
 /* The most pieces, and copied bytes, one batch gathers before it is
  * written out mid-handler. */
@@ -109,6 +121,8 @@ struct conn_env {
 	const struct timeval *idle_tv;
 	const struct timeval *write_tv;
 	const struct timeval *flush_tv;	/* close-flush stall limit */
+	const struct timeval *handshake_tv;	/* (worker) the longest a
+						 * TLS handshake may take */
 	const struct proto_config *proto_cfg;	/* (worker) borrowed */
 	_Atomic long *conns_now;	/* (worker) open, server-wide */
 	bool stopping;		/* (worker) leave the loop at the last close */
@@ -127,6 +141,10 @@ enum conn_listen_flags {
 	 * connection; the handler sees the connection once it is complete
 	 * (docs/design.md, "PROXY protocol"). */
 	CONN_LISTEN_PROXY = 1 << 0,
+	/* TLS (tls.h) over the socket, after the PROXY header if there is
+	 * one; the handler sees the connection once the handshake is done
+	 * (docs/design.md, "TLS"). */
+	CONN_LISTEN_TLS = 1 << 1,
 };
 
 /*
@@ -141,6 +159,8 @@ struct conn_listen {
 	unsigned flags;		/* enum conn_listen_flags */
 	/* CONN_LISTEN_PROXY: the whole header must arrive within this */
 	struct timeval proxy_timeout;
+	struct tls_ctx *tls;	/* CONN_LISTEN_TLS: the server's TLS
+				 * context (tls.h), which workers may use */
 };
 
 /*

@@ -45,6 +45,9 @@ enum {
 	OPT_REUSEPORT,
 	OPT_LOG_FORMAT,
 	OPT_METRICS,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_HANDSHAKE_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -75,6 +78,10 @@ static const struct option long_options[] = {
 	{ "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
 	{ "reuseport", no_argument, NULL, OPT_REUSEPORT },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-handshake-timeout", required_argument, NULL,
+	    OPT_TLS_HANDSHAKE_TIMEOUT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
@@ -97,6 +104,7 @@ void options_init(struct options *o)
 	o->protocol = proto_handlers[0];
 	o->max_line = 8 * 1024;
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
+	o->tls_handshake_timeout = 10.0;
 	o->log_level = LL_INFO;
 	udp_config_init(&o->udp_cfg);
 	o->proxy_timeout = 5.0;
@@ -111,17 +119,22 @@ void options_usage(FILE *out)
 "\n"
 "  -p, --port N            port for listeners that name none (default 5555;\n"
 "                          0 picks one)\n"
-"  -l, --listen [proxy+][PROTO@]ADDR[:PORT]\n"
+"  -l, --listen [proxy+][tls+][PROTO@]ADDR[:PORT]\n"
 "                          listen on a numeric IPv4 or IPv6 address\n"
 "                          (\"127.0.0.1:5556\", \"[::1]:5557\") with the\n"
 "                          handler PROTO; repeatable (default: all\n"
 "                          interfaces, on --port, with --protocol);\n"
 "                          proxy+ takes a PROXY protocol v1 or v2 header\n"
-"                          first on each connection (from HAProxy)\n"
+"                          first on each connection (from HAProxy), tls+\n"
+"                          serves it over TLS\n"
 "      --proxy-timeout SECS  time a proxy+ connection has to send its\n"
 "                          whole header (default 5)\n"
 "      --reuseport         set SO_REUSEPORT, so that several processes\n"
 "                          can listen on one port\n"
+"      --tls-cert FILE     certificate chain (PEM) for tls+ listeners\n"
+"      --tls-key FILE      its private key (PEM)\n"
+"      --tls-handshake-timeout SECS  close clients whose handshake is not\n"
+"                          done this long after they connect (default 10)\n"
 "      --protocol NAME     handler for listeners that name none\n"
 "                          (default echo)\n"
 "      --protocols         list the handlers\n"
@@ -172,7 +185,7 @@ void options_usage(FILE *out)
 "  -V, --version           the version\n"
 "\n"
 "SIGINT or SIGTERM: stop accepting, flush, exit 0; a second one exits at\n"
-"once.  SIGUSR1: log the statistics.\n"
+"once.  SIGUSR1: log the statistics.  SIGHUP: reload the TLS certificate.\n"
 "Under systemd, the sockets it passes replace the default listener;\n"
 "--version says whether this build can (see echoserver(1)).\n", out);
 }
@@ -287,6 +300,7 @@ static const struct {
 	unsigned flag;		/* enum conn_listen_flags */
 } listen_prefixes[] = {
 	{ "proxy+", CONN_LISTEN_PROXY },
+	{ "tls+", CONN_LISTEN_TLS },
 };
 
 #define N_PREFIXES (sizeof(listen_prefixes) / sizeof(listen_prefixes[0]))
@@ -303,8 +317,8 @@ char *options_listen_prefixes(unsigned flags, char *buf, size_t size)
 	return buf;
 }
 
-/* Splits "[proxy+][PROTO@]ADDR[:PORT]" now that --protocol and --port are
- * known. */
+/* Splits "[proxy+][tls+][PROTO@]ADDR[:PORT]" now that --protocol and --port
+ * are known. */
 static int resolve_listen(const struct options *o, struct options_listen *l,
     char *err, size_t errlen)
 {
@@ -319,6 +333,11 @@ static int resolve_listen(const struct options *o, struct options_listen *l,
 			l->flags |= listen_prefixes[i].flag;
 			spec += n;
 		}
+	}
+	if ((l->flags & CONN_LISTEN_TLS) && (!o->tls_cert || !o->tls_key)) {
+		fail(err, errlen, "listener '%s' needs '--tls-cert' and "
+		    "'--tls-key'", l->text);
+		return -1;
 	}
 	at = strchr(spec, '@');
 	addr = spec;
@@ -495,6 +514,21 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			    &o->metrics_addrlen, &o->metrics_any))
 				goto bad_value;
 			o->metrics = arg;
+			break;
+		case OPT_TLS_CERT:
+			if (!*arg)
+				goto bad_value;
+			o->tls_cert = arg;
+			break;
+		case OPT_TLS_KEY:
+			if (!*arg)
+				goto bad_value;
+			o->tls_key = arg;
+			break;
+		case OPT_TLS_HANDSHAKE_TIMEOUT:
+			if (parse_seconds(arg, 86400, &o->tls_handshake_timeout)
+			    || o->tls_handshake_timeout <= 0)
+				goto bad_value;
 			break;
 		case 'v':
 			if (o->log_level < LL_DEBUG)

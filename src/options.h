@@ -16,7 +16,7 @@
 
 struct proto_ops;
 
-/* One --listen [proxy+][PROTO@]ADDR[:PORT], resolved once every option
+/* One --listen [proxy+][tls+][PROTO@]ADDR[:PORT], resolved once every option
  * is known. */
 struct options_listen {
 	const char *text;	/* as given; borrowed from argv */
@@ -53,6 +53,9 @@ struct options {
 	size_t high_water;	/* stop reading past this much output */
 	size_t low_water;	/* resume reading at or below this */
 	const char *port_file;	/* borrowed; NULL: none */
+	const char *tls_cert;	/* PEM chain for tls+ listeners; borrowed */
+	const char *tls_key;	/* PEM key; borrowed */
+	double tls_handshake_timeout;	/* seconds from accept, > 0 */
 	const char *reject_message;	/* borrowed; "" sends nothing */
 	double proxy_timeout;	/* seconds for a whole PROXY header, > 0 */
 	int reuseport;		/* SO_REUSEPORT on every listener */

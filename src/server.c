@@ -11,6 +11,7 @@
 #include "store.h"
 #include "udp.h"
 #include "systemd.h"
+#include "tls.h"
 #include "common/fdlimit.h"
 #include "common/xalloc.h"
 
@@ -167,12 +168,34 @@ static void server_stop(struct server *s, int sig)
 	event_base_loopexit(s->base, NULL);
 }
 
+/* SIGHUP: new TLS connections get the certificate now in the files;
+ * open ones keep theirs.  A bad new one changes nothing. */
+static void server_reload_tls(struct server *s)
+{
+	char err[512], what[384];
+
+	if (!s->tls) {
+		log_info("received SIGHUP: no tls+ listener, nothing to "
+		    "reload");
+		return;
+	}
+	if (tls_ctx_reload(s->tls, err, sizeof(err))) {
+		log_error("received SIGHUP: keeping the old tls certificate: "
+		    "%s", err);
+		return;
+	}
+	tls_ctx_describe(s->tls, what, sizeof(what));
+	log_info("received SIGHUP: reloaded the tls certificate: %s", what);
+}
+
 static void server_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
 
 	if (sig == SIGUSR1)
 		server_log_stats(s, "now");
+	else if (sig == SIGHUP)
+		server_reload_tls(s);
 	else
 		server_stop(s, (int)sig);
 }
@@ -265,11 +288,37 @@ static int server_listen_all(struct server *s)
 		return -1;
 	if (!o->n_listen && !inherited)
 		return server_listen_any(s);
-	for (int i = 0; i < o->n_listen; i++)
-		if (server_listen(s, (const struct sockaddr *)&o->listen[i].addr,
-		    o->listen[i].addrlen, 0, o->listen[i].proto,
-		    o->listen[i].flags))
+	for (int i = 0; i < o->n_listen; i++) {
+		const struct options_listen *l = &o->listen[i];
+
+		if (server_listen(s, (const struct sockaddr *)&l->addr,
+		    l->addrlen, 0, l->proto, l->flags))
 			return -1;
+		if (l->flags & CONN_LISTEN_TLS)
+			s->ports[s->n_ports - 1].cl.tls = s->tls;
+	}
+	return 0;
+}
+
+/* The TLS context, if a listener needs one: a bad or expired
+ * certificate stops the start-up with one line. */
+static int server_tls_init(struct server *s)
+{
+	const struct options *o = s->opts;
+	char err[512], what[384];
+	int need = 0;
+
+	for (int i = 0; i < o->n_listen; i++)
+		need |= o->listen[i].flags & CONN_LISTEN_TLS;
+	if (!need)
+		return 0;
+	s->tls = tls_ctx_new(o->tls_cert, o->tls_key, err, sizeof(err));
+	if (!s->tls) {
+		log_error("%s", err);
+		return -1;
+	}
+	tls_ctx_describe(s->tls, what, sizeof(what));
+	log_verbose("tls certificate: %s", what);
 	return 0;
 }
 
@@ -352,6 +401,7 @@ int server_init(struct server *s, const struct options *o)
 		.idle_timeout = o->idle_timeout,
 		.write_timeout = o->write_timeout,
 		.grace = o->grace,
+		.tls_handshake_timeout = o->tls_handshake_timeout,
 		.proto_cfg = &s->proto_cfg,
 		.conns_now = &s->conns_now,
 		.udp_cfg = &o->udp_cfg,
@@ -367,7 +417,7 @@ int server_init(struct server *s, const struct options *o)
 		log_error("cannot create the main event loop");
 		return -1;
 	}
-	if (server_listen_all(s))
+	if (server_tls_init(s) || server_listen_all(s))
 		return -1;
 	/* Kept apart: the listeners close at shutdown while workers may
 	 * still read this. */
@@ -375,9 +425,10 @@ int server_init(struct server *s, const struct options *o)
 	s->sig_int = evsignal_new(s->base, SIGINT, server_signal_cb, s);
 	s->sig_term = evsignal_new(s->base, SIGTERM, server_signal_cb, s);
 	s->sig_usr1 = evsignal_new(s->base, SIGUSR1, server_signal_cb, s);
-	if (!s->sig_int || !s->sig_term || !s->sig_usr1 ||
+	s->sig_hup = evsignal_new(s->base, SIGHUP, server_signal_cb, s);
+	if (!s->sig_int || !s->sig_term || !s->sig_usr1 || !s->sig_hup ||
 	    event_add(s->sig_int, NULL) || event_add(s->sig_term, NULL) ||
-	    event_add(s->sig_usr1, NULL)) {
+	    event_add(s->sig_usr1, NULL) || event_add(s->sig_hup, NULL)) {
 		log_error("cannot set up signal handling");
 		return -1;
 	}
@@ -517,6 +568,10 @@ void server_release(struct server *s)
 		event_free(s->sig_term);
 	if (s->sig_usr1)
 		event_free(s->sig_usr1);
+	if (s->sig_hup)
+		event_free(s->sig_hup);
+	/* After the workers: connections borrow it until they close. */
+	tls_ctx_free(s->tls);
 	if (s->sweep_timer)
 		event_free(s->sweep_timer);
 	if (s->store)

@@ -10,6 +10,9 @@
  *
  * UDP echo (-u): each worker gets its own socket of every UDP address,
  * bound here before the workers start (udp.h).
+ * TLS: the main thread owns s->tls, reloads it on SIGHUP and frees it
+ * after the workers are joined; workers only make connections from it
+ * (tls.h says how that is safe).
  *
  * Shutdown: the first SIGINT or SIGTERM closes the listeners and sends every
  * worker a STOP item, on which it also closes its UDP sockets; each worker flushes its clients within the grace
@@ -52,6 +55,8 @@ struct server {
 	struct worker_config wcfg;
 	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;
+	struct event *sig_hup;	/* reloads the TLS certificate */
+	struct tls_ctx *tls;	/* for tls+ listeners; NULL without */
 	struct event *sweep_timer;	/* expires keys in the store */
 	struct store *store;	/* resp's key space, shared by workers */
 	struct metrics *metrics;	/* --metrics; NULL: off */

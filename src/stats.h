@@ -68,7 +68,14 @@ static inline uint64_t stat_get(stat_t *s)
 	/* closed: a bad or truncated PROXY protocol header */		\
 	X(proxy_errors, "proxy_errors")					\
 	/* closed: no complete PROXY header in --proxy-timeout */	\
-	X(proxy_timeouts, "proxy_timeouts")
+	X(proxy_timeouts, "proxy_timeouts")				\
+	/* TLS handshakes completed */					\
+	X(tls_handshakes, "tls_handshakes")				\
+	/* closed: no TLS handshake progress within the timeout */	\
+	X(tls_handshake_timeouts, "tls_handshake_timeouts")		\
+	/* closed: a handshake that failed (not TLS, no common	\
+	 * version or cipher, closed half-way) */			\
+	X(tls_handshake_failures, "tls_handshake_failures")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\

@@ -161,8 +161,11 @@ int worker_init(struct worker *w, int id, const struct worker_config *cfg)
 	w->env.write_tv = common_timeout(w->env.base, cfg->write_timeout);
 	w->env.flush_tv = w->env.write_tv ? w->env.write_tv :
 	    common_timeout(w->env.base, WORKER_FLUSH_TIMEOUT);
+	w->env.handshake_tv = common_timeout(w->env.base,
+	    cfg->tls_handshake_timeout);
 	if ((cfg->idle_timeout > 0 && !w->env.idle_tv) ||
-	    (cfg->write_timeout > 0 && !w->env.write_tv) || !w->env.flush_tv)
+	    (cfg->write_timeout > 0 && !w->env.write_tv) || !w->env.flush_tv ||
+	    (cfg->tls_handshake_timeout > 0 && !w->env.handshake_tv))
 		goto fail;
 	return 0;
 

@@ -38,6 +38,7 @@ struct worker_config {
 	double idle_timeout;	/* seconds, 0: off */
 	double write_timeout;	/* seconds, 0: off */
 	double grace;		/* seconds to flush at shutdown */
+	double tls_handshake_timeout;	/* seconds from accept; tls+ */
 	const struct proto_config *proto_cfg;	/* the handlers' settings */
 	_Atomic long *conns_now;	/* open connections, server-wide */
 	const struct udp_config *udp_cfg;	/* UDP echo's guards */

@@ -53,6 +53,8 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_uint_eq(o.max_bulk, 512u << 20);
 	ck_assert_uint_eq(o.max_memory, 0);
 	ck_assert_ptr_null(o.metrics);
+	ck_assert(o.tls_handshake_timeout == 10.0);
+	ck_assert_ptr_null(o.tls_cert);
 }
 END_TEST
 
@@ -340,6 +342,44 @@ START_TEST(test_options_unknown_protocol_exits_64_naming_it)
 }
 END_TEST
 
+START_TEST(test_options_tls_prefix_marks_a_listener_and_needs_cert_and_key)
+{
+	const char *good[] = { "--tls-cert", "c.pem", "--tls-key", "k.pem",
+		"-l", "tls+line@127.0.0.1:7000", "-l", "tls+127.0.0.1:7001",
+		"-l", "echo@127.0.0.1:7002", "--tls-handshake-timeout", "2.5",
+		NULL };
+	const char *no_key[] = { "--tls-cert", "c.pem", "-l",
+		"tls+echo@127.0.0.1:7000", NULL };
+	const char *zero[] = { "--tls-handshake-timeout", "0", NULL };
+	const char *bad_proto[] = { "--tls-cert", "c.pem", "--tls-key",
+		"k.pem", "-l", "tls+gopher@127.0.0.1", NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, good), OPTIONS_OK);
+	ck_assert_int_eq(o.n_listen, 3);
+	ck_assert_int_eq(o.listen[0].tls, 1);
+	ck_assert_str_eq(o.listen[0].proto->name, "line");
+	ck_assert_int_eq(listen_port(&o.listen[0]), 7000);
+	ck_assert_int_eq(o.listen[1].tls, 1);
+	ck_assert_str_eq(o.listen[1].proto->name, "echo");
+	ck_assert_int_eq(o.listen[2].tls, 0);
+	ck_assert_str_eq(o.tls_cert, "c.pem");
+	ck_assert_str_eq(o.tls_key, "k.pem");
+	ck_assert(o.tls_handshake_timeout == 2.5);
+
+	ck_assert_int_eq(parse(&o, err, no_key), OPTIONS_ERROR);
+	ck_assert_str_eq(err, "listener 'tls+echo@127.0.0.1:7000' needs "
+	    "'--tls-cert' and '--tls-key'");
+	ck_assert_int_eq(parse(&o, err, zero), OPTIONS_ERROR);
+	ck_assert_str_eq(err, "invalid value '0' for option "
+	    "'--tls-handshake-timeout'");
+	ck_assert_int_eq(parse(&o, err, bad_proto), OPTIONS_ERROR);
+	ck_assert_msg(strstr(err, "unknown protocol 'gopher' in "
+	    "'tls+gopher@127.0.0.1'"), "err: %s", err);
+}
+END_TEST
+
 static Suite *options_suite(void)
 {
 	Suite *s = suite_create("options");
@@ -354,6 +394,8 @@ static Suite *options_suite(void)
 	    test_options_metrics_takes_a_port_and_an_optional_address);
 	tcase_add_test(tc, test_options_protocols_lists_every_handler);
 	tcase_add_test(tc, test_options_listen_prefix_proxy_sets_the_flag);
+	tcase_add_test(tc,
+	    test_options_tls_prefix_marks_a_listener_and_needs_cert_and_key);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_loop_test(tc,

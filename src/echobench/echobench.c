@@ -20,6 +20,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ struct bench_options {
 	double loss_timeout;	/* --udp: seconds until counted lost */
 	int reconnect;		/* --reconnect: a close between messages
 				 * reopens */
+	int tls;
 };
 
 /* What the main thread measures around the measuring phase. */
@@ -106,6 +108,8 @@ static void usage(FILE *f)
 "      --reconnect       a connection the server closes between messages\n"
 "                        is opened again and counted, not an error (for\n"
 "                        servers stopped mid-run behind a balancer)\n"
+"      --tls             speak TLS (1.2 or 1.3; the server's certificate\n"
+"                        is not verified)\n"
 "      --json            print the summary as JSON\n"
 "  -q, --quiet           no progress line\n"
 "  -h, --help            this help\n"
@@ -183,7 +187,7 @@ static double parse_seconds(const char *opt, const char *val, double min)
 static void parse_options(int argc, char **argv, struct bench_options *o)
 {
 	enum { OPT_SOURCES = 256, OPT_PID, OPT_JSON, OPT_OPEN_TIMEOUT,
-		OPT_UDP, OPT_LOSS_TIMEOUT, OPT_RECONNECT };
+		OPT_UDP, OPT_LOSS_TIMEOUT, OPT_RECONNECT, OPT_TLS };
 	static const struct option longopts[] = {
 		{ "mode", required_argument, NULL, 'm' },
 		{ "addr", required_argument, NULL, 'a' },
@@ -203,6 +207,7 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 		{ "loss-timeout", required_argument, NULL,
 		    OPT_LOSS_TIMEOUT },
 		{ "reconnect", no_argument, NULL, OPT_RECONNECT },
+		{ "tls", no_argument, NULL, OPT_TLS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -296,6 +301,9 @@ static void parse_options(int argc, char **argv, struct bench_options *o)
 			break;
 		case OPT_RECONNECT:
 			o->reconnect = 1;
+			break;
+		case OPT_TLS:
+			o->tls = 1;
 			break;
 		case 'q':
 			o->quiet = 1;
@@ -501,15 +509,16 @@ static void print_summary(const struct bench_options *o,
 		rss_per_conn = (r->rss_after - r->rss_before) * 1024 /
 		    (long)r->opened;
 	if (o->json) {
-		printf("{\"mode\":\"%s\",\"conns\":%u,\"size\":%u,"
+		printf("{\"mode\":\"%s\",\"tls\":%s,\"conns\":%u,\"size\":%u,"
 		    "\"depth\":%u,\"threads\":%u,\"duration\":%.3f,"
 		    "\"opened\":%u,\"open_seconds\":%.3f,"
 		    "\"msgs\":%llu,\"bytes\":%llu,\"msgs_per_sec\":%.1f,"
 		    "\"mb_per_sec\":%.3f,\"latency_us\":{\"mean\":%.2f,"
 		    "\"p50\":%.2f,\"p90\":%.2f,\"p99\":%.2f,\"p999\":%.2f,"
 		    "\"max\":%.2f},\"client_cpu_s\":%.3f,",
-		    mode_names[o->mode], o->conns, o->size, o->depth,
-		    o->threads, r->seconds, r->opened, r->open_seconds,
+		    mode_names[o->mode], o->tls ? "true" : "false", o->conns,
+		    o->size, o->depth, o->threads, r->seconds, r->opened,
+		    r->open_seconds,
 		    (unsigned long long)msgs, (unsigned long long)bytes, mps,
 		    mbps, histogram_mean(h) / 1000.0,
 		    us(histogram_percentile(h, 50)),
@@ -532,8 +541,9 @@ static void print_summary(const struct bench_options *o,
 		    (unsigned long long)r->end.errors);
 		return;
 	}
-	printf("echobench: %s, %u connections, %u B messages, depth %u, "
-	    "%u thread%s\n", mode_names[o->mode], o->conns, o->size,
+	printf("echobench: %s%s, %u connections, %u B messages, depth %u, "
+	    "%u thread%s\n", mode_names[o->mode], o->tls ? " over tls" : "",
+	    o->conns, o->size,
 	    o->depth, o->threads, o->threads == 1 ? "" : "s");
 	printf("  opened      %u connections in %.2f s\n", r->opened,
 	    r->open_seconds);
@@ -762,6 +772,20 @@ int main(int argc, char **argv)
 	cfg.drain_timeout = 3.0;
 	cfg.reconnect = o.reconnect;
 	cfg.phase = &phase;
+	if (o.tls) {
+		/* A benchmark client: it measures the server, and trusts
+		 * whatever certificate it shows. */
+		cfg.tls = SSL_CTX_new(TLS_client_method());
+		if (!cfg.tls || !SSL_CTX_set_min_proto_version(cfg.tls,
+		    TLS1_2_VERSION)) {
+			fprintf(stderr, "echobench: cannot create a tls "
+			    "context\n");
+			exit(1);
+		}
+		SSL_CTX_set_verify(cfg.tls, SSL_VERIFY_NONE, NULL);
+		SSL_CTX_set_mode(cfg.tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+		    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	}
 
 	memset(&r, 0, sizeof(r));
 	histogram_init(&r.hist);
@@ -843,6 +867,7 @@ int main(int argc, char **argv)
 		loadgen_free(lgs[i]);
 	free(lgs);
 	free(tids);
+	SSL_CTX_free(cfg.tls);
 	if (interrupted && r.opened)
 		return 130;
 	return r.end.errors ? 1 : 0;

@@ -6,6 +6,11 @@
  * shared pattern and compared against it as they arrive, so a connection
  * needs no buffer of its own: only its stream offsets and, per message in
  * flight, the time it was sent.
+ *
+ * With --tls each connection is an OpenSSL client on its non-blocking
+ * socket: after connect() it handshakes, then reads and writes go through
+ * SSL_read and SSL_write, and the rest is the same.  Churn's cycle then
+ * includes the handshake, so its rate is handshakes per second.
  */
 #include "loadgen.h"
 #include "common/xalloc.h"
@@ -13,6 +18,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +50,7 @@ enum lg_state {
 	LG_IDLE,		/* no socket: not started yet, or churn between
 				 * cycles */
 	LG_CONNECTING,
+	LG_HANDSHAKE,		/* --tls: connected, handshaking */
 	LG_OPEN,
 	LG_DEAD,		/* given up on after an error */
 };
@@ -59,6 +67,7 @@ struct lg_conn {
 	uint64_t *stamps;	/* depth send times, indexed by message % depth */
 	int ready;		/* a first echo has completed */
 	int want_out;		/* EPOLLOUT is in the interest set */
+	SSL *ssl;		/* --tls */
 };
 
 struct loadgen {
@@ -181,6 +190,14 @@ void loadgen_free(struct loadgen *lg)
 
 static void lg_close(struct loadgen *lg, struct lg_conn *c)
 {
+	if (c->ssl) {
+		/* close_notify, best effort, as a polite client sends. */
+		if (c->state == LG_OPEN)
+			SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		ERR_clear_error();
+	}
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
@@ -232,6 +249,29 @@ static void lg_want_out(struct loadgen *lg, struct lg_conn *c, int on)
 	lg_set_events(lg, c, EPOLL_CTL_MOD, EPOLLIN | (on ? EPOLLOUT : 0));
 }
 
+/*
+ * SSL_write() as write(2) would: a would-block is -1 with EAGAIN (and
+ * OpenSSL then wants the same buffer again, at least as long, which
+ * lg_flush() gives it), a failure -1 with EPROTO.
+ */
+static ssize_t lg_tls_write(struct lg_conn *c, const void *buf, size_t len)
+{
+	int n = SSL_write(c->ssl, buf, (int)len);
+
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(c->ssl, n)) {
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_WANT_READ:
+		errno = EAGAIN;
+		break;
+	default:
+		errno = EPROTO;
+		ERR_clear_error();
+	}
+	return -1;
+}
+
 /* Writes what is queued on @c; 0, or -1 if @c failed. */
 static int lg_flush(struct loadgen *lg, struct lg_conn *c)
 {
@@ -239,7 +279,8 @@ static int lg_flush(struct loadgen *lg, struct lg_conn *c)
 		uint64_t left = c->want - c->sent;
 		size_t len = left < PATTERN_PERIOD ? (size_t)left :
 		    PATTERN_PERIOD;
-		ssize_t n = write(c->fd, pattern_at(c, c->sent), len);
+		ssize_t n = c->ssl ? lg_tls_write(c, pattern_at(c, c->sent),
+		    len) : write(c->fd, pattern_at(c, c->sent), len);
 
 		if (n > 0) {
 			c->sent += (uint64_t)n;
@@ -301,12 +342,49 @@ static int lg_top_up(struct loadgen *lg, struct lg_conn *c, uint64_t now)
 	return lg_flush(lg, c);
 }
 
-static int lg_connected(struct loadgen *lg, struct lg_conn *c, uint64_t now)
+static int lg_open(struct loadgen *lg, struct lg_conn *c, uint64_t now)
 {
 	c->state = LG_OPEN;
 	lg->mine.open++;
 	lg_set_events(lg, c, EPOLL_CTL_MOD, EPOLLIN);
 	return lg_top_up(lg, c, now);
+}
+
+/* Drives @c's TLS handshake; 0, or -1 if @c failed. */
+static int lg_handshake(struct loadgen *lg, struct lg_conn *c, uint64_t now)
+{
+	int r = SSL_do_handshake(c->ssl);
+	char why[128];
+
+	if (r == 1)
+		return lg_open(lg, c, now);
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		lg_set_events(lg, c, EPOLL_CTL_MOD, EPOLLIN);
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		lg_set_events(lg, c, EPOLL_CTL_MOD, EPOLLIN | EPOLLOUT);
+		return 0;
+	default:
+		ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+		ERR_clear_error();
+		lg_fail(lg, c, "tls handshake: %s", why);
+		return -1;
+	}
+}
+
+static int lg_connected(struct loadgen *lg, struct lg_conn *c, uint64_t now)
+{
+	if (!lg->cfg->tls)
+		return lg_open(lg, c, now);
+	c->ssl = SSL_new(lg->cfg->tls);
+	if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+		lg_fail(lg, c, "cannot set up tls");
+		return -1;
+	}
+	SSL_set_connect_state(c->ssl);
+	c->state = LG_HANDSHAKE;
+	return lg_handshake(lg, c, now);
 }
 
 /*
@@ -482,8 +560,38 @@ static int lg_reopen(struct loadgen *lg, struct lg_conn *c)
 	return 0;
 }
 
+/* --tls: reads until OpenSSL has nothing more, since data it holds
+ * decrypted does not make the socket readable again. */
+static void lg_tls_readable(struct loadgen *lg, struct lg_conn *c)
+{
+	for (;;) {
+		int n = SSL_read(c->ssl, lg->buf, READ_BUF_SIZE);
+		int err;
+
+		if (n > 0) {
+			if (lg_consume(lg, c, lg->buf, (size_t)n,
+			    now_ns()) < 0)
+				return;
+			continue;
+		}
+		err = SSL_get_error(c->ssl, n);
+		if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+			return;
+		ERR_clear_error();
+		lg_fail(lg, c, "%s after %llu of %llu bytes echoed",
+		    err == SSL_ERROR_ZERO_RETURN ? "closed by the server" :
+		    "tls error", (unsigned long long)c->recvd,
+		    (unsigned long long)c->sent);
+		return;
+	}
+}
+
 static void lg_readable(struct loadgen *lg, struct lg_conn *c)
 {
+	if (c->ssl) {
+		lg_tls_readable(lg, c);
+		return;
+	}
 	for (;;) {
 		ssize_t n = read(c->fd, lg->buf, READ_BUF_SIZE);
 
@@ -513,6 +621,10 @@ static void lg_event(struct loadgen *lg, struct lg_conn *c, uint32_t events)
 {
 	if (c->state == LG_CONNECTING) {
 		lg_connect_done(lg, c, now_ns());
+		return;
+	}
+	if (c->state == LG_HANDSHAKE) {
+		lg_handshake(lg, c, now_ns());
 		return;
 	}
 	if (c->state != LG_OPEN)
@@ -549,7 +661,7 @@ static int lg_drained(const struct loadgen *lg)
 	for (i = 0; i < lg->nconns; i++) {
 		const struct lg_conn *c = &lg->conns[i];
 
-		if (c->state == LG_CONNECTING ||
+		if (c->state == LG_CONNECTING || c->state == LG_HANDSHAKE ||
 		    (c->state == LG_OPEN && c->recvd < c->want))
 			return 0;
 	}
@@ -563,7 +675,7 @@ static void lg_drain_timeout(struct loadgen *lg)
 	for (i = 0; i < lg->nconns; i++) {
 		struct lg_conn *c = &lg->conns[i];
 
-		if (c->state == LG_CONNECTING ||
+		if (c->state == LG_CONNECTING || c->state == LG_HANDSHAKE ||
 		    (c->state == LG_OPEN && c->recvd < c->want))
 			lg_fail(lg, c, "%llu of %llu bytes not echoed "
 			    "within %.1f s of the end",

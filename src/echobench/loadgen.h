@@ -18,6 +18,8 @@
 
 #include "histogram.h"
 
+struct ssl_ctx_st;	/* OpenSSL's SSL_CTX */
+
 enum loadgen_mode {
 	LOADGEN_PINGPONG,	/* depth messages in flight per connection */
 	LOADGEN_BULK,		/* the same, with a window that keeps both
@@ -49,6 +51,8 @@ struct loadgen_config {
 	int reconnect;			/* ping-pong and bulk: a connection the
 					 * server closes between messages is
 					 * opened again, not an error */
+	struct ssl_ctx_st *tls;		/* --tls: a client SSL_CTX, shared
+					 * (OpenSSL locks it); NULL: plain */
 	int *phase;			/* enum loadgen_phase, atomic */
 };
 
