@@ -347,7 +347,7 @@ START_TEST(test_options_tls_prefix_marks_a_listener_and_needs_cert_and_key)
 	const char *good[] = { "--tls-cert", "c.pem", "--tls-key", "k.pem",
 		"-l", "tls+line@127.0.0.1:7000", "-l", "tls+127.0.0.1:7001",
 		"-l", "echo@127.0.0.1:7002", "--tls-handshake-timeout", "2.5",
-		NULL };
+		"-l", "proxy+tls+resp@127.0.0.1:7003", NULL };
 	const char *no_key[] = { "--tls-cert", "c.pem", "-l",
 		"tls+echo@127.0.0.1:7000", NULL };
 	const char *zero[] = { "--tls-handshake-timeout", "0", NULL };
@@ -357,13 +357,16 @@ START_TEST(test_options_tls_prefix_marks_a_listener_and_needs_cert_and_key)
 	char err[256];
 
 	ck_assert_int_eq(parse(&o, err, good), OPTIONS_OK);
-	ck_assert_int_eq(o.n_listen, 3);
-	ck_assert_int_eq(o.listen[0].tls, 1);
+	ck_assert_int_eq(o.n_listen, 4);
+	ck_assert_uint_eq(o.listen[0].flags, CONN_LISTEN_TLS);
 	ck_assert_str_eq(o.listen[0].proto->name, "line");
 	ck_assert_int_eq(listen_port(&o.listen[0]), 7000);
-	ck_assert_int_eq(o.listen[1].tls, 1);
+	ck_assert_uint_eq(o.listen[1].flags, CONN_LISTEN_TLS);
 	ck_assert_str_eq(o.listen[1].proto->name, "echo");
-	ck_assert_int_eq(o.listen[2].tls, 0);
+	ck_assert_uint_eq(o.listen[2].flags, 0);
+	ck_assert_uint_eq(o.listen[3].flags,
+	    CONN_LISTEN_PROXY | CONN_LISTEN_TLS);
+	ck_assert_str_eq(o.listen[3].proto->name, "resp");
 	ck_assert_str_eq(o.tls_cert, "c.pem");
 	ck_assert_str_eq(o.tls_key, "k.pem");
 	ck_assert(o.tls_handshake_timeout == 2.5);
