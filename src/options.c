@@ -35,6 +35,9 @@ enum {
 	OPT_MAX_LINE,
 	OPT_MAX_BULK,
 	OPT_MAX_MEMORY,
+	OPT_OFFLOAD,
+	OPT_OFFLOAD_THREADS,
+	OPT_OFFLOAD_QUEUE,
 };
 
 static const struct option long_options[] = {
@@ -56,6 +59,9 @@ static const struct option long_options[] = {
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+	{ "offload", no_argument, NULL, OPT_OFFLOAD },
+	{ "offload-threads", required_argument, NULL, OPT_OFFLOAD_THREADS },
+	{ "offload-queue", required_argument, NULL, OPT_OFFLOAD_QUEUE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -76,6 +82,7 @@ void options_init(struct options *o)
 	o->reject_message = "ERROR too many connections\r\n";
 	o->protocol = proto_handlers[0];
 	o->max_line = 8 * 1024;
+	o->offload_queue = 1024;
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
 	o->log_level = LL_INFO;
 }
@@ -106,6 +113,13 @@ void options_usage(FILE *out)
 "                          (default 0: no limit)\n"
 "  -t, --threads N         worker threads (default: the CPUs this process\n"
 "                          may run on)\n"
+"      --offload           run slow requests (sha256 lines, resp's DEBUG\n"
+"                          SLEEP) on a thread pool, not on the workers\n"
+"                          (default: off, inline)\n"
+"      --offload-threads N the pool's threads (default: the CPUs this\n"
+"                          process may run on)\n"
+"      --offload-queue N   jobs queued for the pool before a connection\n"
+"                          must wait for room (default 1024)\n"
 "  -b, --backlog N         listen backlog (default 1024)\n"
 "  -c, --max-conns N       connection limit (default: fd limit less a\n"
 "                          reserve)\n"
@@ -329,6 +343,19 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 		case OPT_MAX_MEMORY:
 			if (parse_bytes(arg, 0, WATER_MAX, &o->max_memory))
 				goto bad_value;
+			break;
+		case OPT_OFFLOAD:
+			o->offload = 1;
+			break;
+		case OPT_OFFLOAD_THREADS:
+			if (parse_long(arg, 1, 1024, &v))
+				goto bad_value;
+			o->offload_threads = (int)v;
+			break;
+		case OPT_OFFLOAD_QUEUE:
+			if (parse_long(arg, 1, 1 << 20, &v))
+				goto bad_value;
+			o->offload_queue = (int)v;
 			break;
 		case 'v':
 			if (o->log_level < LL_DEBUG)

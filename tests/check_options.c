@@ -49,6 +49,9 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_uint_eq(o.max_line, 8192);
 	ck_assert_uint_eq(o.max_bulk, 512u << 20);
 	ck_assert_uint_eq(o.max_memory, 0);
+	ck_assert_int_eq(o.offload, 0);	/* inline unless asked */
+	ck_assert_int_eq(o.offload_threads, 0);	/* 0: the CPUs */
+	ck_assert_int_eq(o.offload_queue, 1024);
 }
 END_TEST
 
@@ -136,6 +139,7 @@ START_TEST(test_options_accepts_every_option)
 		"--idle-timeout", "2.5", "--write-timeout", "7",
 		"--high-water", "4M", "--low-water", "64k", "--grace", "0.5",
 		"--port-file", "/tmp/x", "--reject-message", "", "-vv", "-q",
+		"--offload", "--offload-threads", "3", "--offload-queue", "8",
 		NULL };
 	struct options o;
 	char err[256];
@@ -155,6 +159,9 @@ START_TEST(test_options_accepts_every_option)
 	ck_assert_str_eq(o.port_file, "/tmp/x");
 	ck_assert_str_eq(o.reject_message, "");
 	ck_assert_int_eq(o.log_level, LL_VERBOSE);
+	ck_assert_int_eq(o.offload, 1);
+	ck_assert_int_eq(o.offload_threads, 3);
+	ck_assert_int_eq(o.offload_queue, 8);
 }
 END_TEST
 
@@ -211,6 +218,10 @@ static const struct bad {
 	{ { "--low-water", "-1" }, "'-1'", "'--low-water'" },
 	{ { "--low-water", "2M" }, "'2097152'", "'--low-water'" },
 	{ { "--port-file", "" }, "''", "'--port-file'" },
+	{ { "--offload-threads", "0" }, "'0'", "'--offload-threads'" },
+	{ { "--offload-threads", "1025" }, "'1025'", "'--offload-threads'" },
+	{ { "--offload-queue", "0" }, "'0'", "'--offload-queue'" },
+	{ { "--offload-queue", "2x" }, "'2x'", "'--offload-queue'" },
 	{ { "--bogus" }, "unknown option", "'--bogus'" },
 	{ { "-x" }, "unknown option", "'-x'" },
 	{ { "-p" }, "needs a value", "'--port'" },
