@@ -112,7 +112,7 @@ BENCH_PEERS = bench/peer_bufferevent bench/peer_seed \
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
-	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
+	$(EXAMPLES:%=%.o) bench/bench_workqueue.o bench/offload_client.o
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
 
@@ -396,6 +396,17 @@ bench-resp: echoserver
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/resp.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_RESP_ARGS)
 
+# The sha256 handler inline and offloaded, with a PING probe beside it
+# (bench/offload.py): docs/benchmarks-offload.md, under the same lock.
+# BENCH_OFFLOAD_ARGS passes more options (--rounds, --conns, --depth,
+# --line, --duration, --out).
+BENCH_OFFLOAD_ARGS =
+bench/offload_client: bench/offload_client.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBCRYPTO_LIBS)
+bench-offload: echoserver bench/offload_client
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/offload.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_OFFLOAD_ARGS)
+
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(GLIB_CFLAGS) -MMD -MP -c -o $@ $<
@@ -440,6 +451,7 @@ clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
 		tests/fuzz_proto tests/fuzz_resp \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
+		bench/offload_client \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp bench/.baseline
 
@@ -448,6 +460,7 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
-	stress-leaks run bench bench-resp bench-workqueue install uninstall \
+	stress-leaks run bench bench-resp bench-offload bench-workqueue \
+	install uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE
