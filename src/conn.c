@@ -204,7 +204,8 @@ static void conn_break(struct conn *c, int err)
 	log_verbose("connection fd %d: write: %s", c->fd, strerror(err));
 	/* Outside its own handler call nobody reaps it afterwards, and
 	 * whoever replied may still hold it: let its read callback free
-	 * it, on a later turn of the loop. */
+	 * it, on a later turn of the loop, even if reading is off
+	 * (docs/design.md, fact X1). */
 	if (b->owner != c || b->loose)
 		event_active(&c->bev->ev_read, EV_READ, 0);
 }

@@ -7,8 +7,9 @@
  * A job is made on the connection's worker, which also takes an item of
  * its own queue for the way back and a place in the connection's reply
  * order (conn.h, "Ordered replies").  It is submitted with
- * workqueue_try_submit(), so a full pool never blocks a worker: the
- * submit fails with -EAGAIN and the connection waits (conn_job_wait()).
+ * workqueue_try_submit() (docs/design.md, fact X3), so a full pool never
+ * blocks a worker: the submit fails with -EAGAIN and the connection
+ * waits (conn_job_wait()).
  * A pool thread runs it, or cancels it (the pool's cancel callback, at a
  * cancelling shutdown, or because the connection went away first, which
  * the worker says through the job's atomic flag), and posts it back as a

@@ -445,7 +445,8 @@ static int64_t resp_now_ns(void)
 }
 
 /* Sleeps @seconds, in slices of at most 10 ms so that a job whose
- * connection has gone (@job non-NULL) stops early. */
+ * connection has gone (@job non-NULL) stops early: the pool's shutdown
+ * waits for running jobs (docs/design.md, fact X4). */
 static void resp_sleep(double seconds, const struct proto_job *job)
 {
 	int64_t end = resp_now_ns() + (int64_t)(seconds * 1e9), left;

@@ -36,7 +36,8 @@ static void sha256_ctx_free(void *ctx)
 }
 
 /* Fetched once, explicitly: EVP_sha256() would make every
- * EVP_DigestInit_ex() look the implementation up again (OpenSSL 3).  Each
+ * EVP_DigestInit_ex() look the implementation up again (OpenSSL 3;
+ * docs/design.md, fact X2).  Each
  * thread that hashes keeps one context, freed when the thread exits. */
 static void sha256_init_once(void)
 {
@@ -184,7 +185,7 @@ static int sha256_submit(struct conn *c, struct sha256_batch *b)
 
 		memcpy(&content, b->buf + pos, 4);
 		sha256_reply_inline(c, line, content, 0);
-		conn_reply(c, "\r\n" + 2 - ending, ending);
+		conn_reply(c, &"\r\n"[2 - ending], ending);
 		pos += SHA256_ENTRY_HEAD + content;
 	}
 	free(b);
