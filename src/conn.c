@@ -976,17 +976,22 @@ void conn_job_wait(struct conn *c)
 	}
 }
 
+/* Takes @c off the list it waits on: the waiters, or those the retry
+ * timer is going through (conn_retry_cb()). */
 static void conn_unlist(struct conn *c)
 {
-	struct conn **p = &c->env->job_waiters;
+	struct conn **lists[] = { &c->env->job_waiters, &c->env->job_retrying };
 
 	if (!(c->flags & CONN_RETRY_LISTED))
 		return;
-	while (*p != c)
-		p = &(*p)->jobs->wait_next;
-	*p = c->jobs->wait_next;
-	c->jobs->wait_next = NULL;
-	c->flags &= ~CONN_RETRY_LISTED;
+	for (int i = 0; i < 2; i++)
+		for (struct conn **p = lists[i]; *p; p = &(*p)->jobs->wait_next)
+			if (*p == c) {
+				*p = c->jobs->wait_next;
+				c->jobs->wait_next = NULL;
+				c->flags &= ~CONN_RETRY_LISTED;
+				return;
+			}
 }
 
 /* The handler may go on: read again and present the kept input. */
@@ -1005,12 +1010,15 @@ static void conn_job_resume(struct conn *c)
 static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_env *env = arg;
-	struct conn *list = env->job_waiters, *c;
+	struct conn *c;
 
-	/* Detached first: a connection may wait again, or be freed. */
+	/* Moved aside first: a resumed connection may wait again (on the
+	 * emptied list, for the next round), and a handler may free
+	 * another waiting connection, which conn_unlist() then finds. */
+	env->job_retrying = env->job_waiters;
 	env->job_waiters = NULL;
-	for (c = list; c; c = list) {
-		list = c->jobs->wait_next;
+	while ((c = env->job_retrying)) {
+		env->job_retrying = c->jobs->wait_next;
 		c->jobs->wait_next = NULL;
 		c->flags &= ~CONN_RETRY_LISTED;
 		conn_job_resume(c);

@@ -119,6 +119,7 @@ struct conn_env {
 
 	/* Offloaded jobs (conn_job_wait()). */
 	struct conn *job_waiters;	/* waiting for room in the pool */
+	struct conn *job_retrying;	/* being retried (conn.c) */
 	struct event *retry_timer;	/* retries them; made on first use */
 };
 
