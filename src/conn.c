@@ -1037,7 +1037,8 @@ bool conn_env_job_done(struct conn_env *env, uint64_t id, uint64_t seq,
 		free(data);
 		return false;
 	}
-	for (sl = c->jobs->head; sl && sl->seq != seq; sl = sl->next)
+	for (sl = c->jobs ? c->jobs->head : NULL; sl && sl->seq != seq;
+	    sl = sl->next)
 		;
 	if (!sl || sl->ready) {
 		free(data);
