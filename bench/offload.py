@@ -104,6 +104,23 @@ def run_once(root, args, mode_opts, pin):
             proc.wait()
 
 
+def sha256_us_per_kib():
+    """What hashing one 1 KiB block costs here, from openssl speed (one
+    thread, 1 s), in microseconds; None if openssl is missing."""
+    try:
+        r = subprocess.run(['openssl', 'speed', '-evp', 'sha256', '-bytes',
+                            '1024', '-seconds', '1'], capture_output=True,
+                           text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if f and f[0].lower() == 'sha256' and f[-1].endswith('k'):
+            kbs = float(f[-1][:-1])	# thousands of bytes per second
+            return 1024 / (kbs * 1000) * 1e6 if kbs else None
+    return None
+
+
 def mmm(xs):
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -183,6 +200,7 @@ def main():
     results = {p: {m[0]: [] for m in MODES} for p in placements}
     t_start = time.monotonic()
     load = os.getloadavg()[0]
+    hash_us = sha256_us_per_kib()
     for rnd in range(args.rounds):
         for placement in placements:
             for key, label, opts in MODES:
@@ -205,6 +223,9 @@ def main():
         'runs': '%s%g s measured after %g s warm-up, each mode in turn '
                 'per round' % ('quick mode: ' if args.quick else '',
                                 args.duration, args.warmup),
+        'SHA-256 of 1 KiB': ('%.2f µs (`openssl speed -evp sha256 -bytes '
+                             '1024`, one thread)' % hash_us
+                             if hash_us else 'n/a'),
         'load average before': '%.2f' % load,
         'duration': '%.0f s' % (time.monotonic() - t_start),
     }
