@@ -139,7 +139,6 @@ START_TEST(test_options_accepts_every_option)
 		"--idle-timeout", "2.5", "--write-timeout", "7",
 		"--high-water", "4M", "--low-water", "64k", "--grace", "0.5",
 		"--port-file", "/tmp/x", "--reject-message", "", "-vv", "-q",
-		"--offload", "--offload-threads", "3", "--offload-queue", "8",
 		NULL };
 	struct options o;
 	char err[256];
@@ -159,6 +158,17 @@ START_TEST(test_options_accepts_every_option)
 	ck_assert_str_eq(o.port_file, "/tmp/x");
 	ck_assert_str_eq(o.reject_message, "");
 	ck_assert_int_eq(o.log_level, LL_VERBOSE);
+}
+END_TEST
+
+START_TEST(test_options_accepts_the_offload_options)
+{
+	const char *args[] = { "--offload", "--offload-threads", "3",
+		"--offload-queue", "8", NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, args), OPTIONS_OK);
 	ck_assert_int_eq(o.offload, 1);
 	ck_assert_int_eq(o.offload_threads, 3);
 	ck_assert_int_eq(o.offload_queue, 8);
@@ -280,6 +290,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_options_defaults_match_the_documentation);
 	tcase_add_test(tc, test_options_default_threads_follow_the_cpu_affinity);
 	tcase_add_test(tc, test_options_accepts_every_option);
+	tcase_add_test(tc, test_options_accepts_the_offload_options);
 	tcase_add_test(tc, test_options_help_and_version_are_not_errors);
 	tcase_add_test(tc, test_options_listen_takes_a_protocol_and_a_port_each);
 	tcase_add_test(tc, test_options_protocols_lists_every_handler);
