@@ -182,7 +182,7 @@ def main():
     ap.add_argument('--out', default=None)
     ap.add_argument('--placements', default='unpinned,pinned')
     ap.add_argument('--conns', type=int, default=4)
-    ap.add_argument('--depth', type=int, default=16)
+    ap.add_argument('--depth', type=int, default=64)
     ap.add_argument('--line', type=int, default=1024)
     ap.add_argument('--duration', type=float, default=None)
     ap.add_argument('--warmup', type=float, default=None)
