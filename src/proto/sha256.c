@@ -109,15 +109,18 @@ struct sha256_batch {
 
 #define SHA256_ENTRY_HEAD 5
 
+/* Adds a line to *@bp, made on the first line with room for @hint
+ * bytes (the read's length, which holds every line of it unless they are
+ * very short).  Returns 0 or -1. */
 static int sha256_batch_add(struct sha256_batch **bp, const char *line,
-    size_t content, size_t ending)
+    size_t content, size_t ending, size_t hint)
 {
 	struct sha256_batch *b = *bp;
 	size_t need = SHA256_ENTRY_HEAD + content;
 	uint32_t n = (uint32_t)content;
 
 	if (!b || b->cap - b->len < need) {
-		size_t cap = b ? b->cap * 2 : 4096;
+		size_t cap = b ? b->cap * 2 : hint + hint / 32 + 64;
 		struct sha256_batch *nb;
 
 		while (cap - (b ? b->len : 0) < need)
@@ -204,7 +207,7 @@ static ssize_t sha256_data(struct conn *c, void *state, const char *in,
 	if (!conn_config(c)->offload)
 		return lines_data(c, st, in, len, sha256_reply_inline);
 	while ((step = lines_next(c, st, in, len, &pos, &l)) == LINES_LINE)
-		if (sha256_batch_add(&b, l.p, l.content, l.ending)) {
+		if (sha256_batch_add(&b, l.p, l.content, l.ending, len)) {
 			free(b);
 			return PROTO_CLOSE;
 		}
