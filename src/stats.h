@@ -59,7 +59,9 @@ static inline uint64_t stat_get(stat_t *s)
 	/* offloaded jobs that never ran: their connection had gone */	\
 	X(jobs_cancelled, "jobs_cancelled")				\
 	/* submits deferred: the connection's limit or a full pool */	\
-	X(jobs_deferred, "jobs_deferred")
+	X(jobs_deferred, "jobs_deferred")					\
+	/* notify-pipe wake-ups; for tests, not logged */		\
+	X(wakeups, NULL)
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\
