@@ -714,6 +714,11 @@ int conn_env_index(const struct conn_env *env)
 	return env->index;
 }
 
+const struct proto_config *conn_env_config(const struct conn_env *env)
+{
+	return env->proto_cfg;
+}
+
 struct conn *conn_env_find(struct conn_env *env, uint64_t id)
 {
 	return idmap_get(&env->ids, id);

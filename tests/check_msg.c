@@ -71,6 +71,8 @@ static void check_thread(struct conn_env *env)
 	int i = conn_env_index(env);
 
 	if (i < 0 || i >= rig_now->n ||
+	    conn_env_config(env) != &rig_now->pcfg ||
+	    msg_hub_workers(conn_env_config(env)->hub) != rig_now->n ||
 	    !pthread_equal(pthread_self(), rig_now->w[i].thread))
 		atomic_fetch_add(&calls_on_wrong_thread, 1);
 }

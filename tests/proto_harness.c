@@ -101,6 +101,16 @@ int conn_env_index(const struct conn_env *env)
 	return 0;
 }
 
+/* The harness has no server-wide config: an open connection's stands
+ * in (they are all the test's own). */
+const struct proto_config *conn_env_config(const struct conn_env *env)
+{
+	for (int i = HARNESS_CONNS - 1; i >= 0; i--)
+		if (env->conns[i])
+			return &env->conns[i]->config;
+	return NULL;
+}
+
 struct conn *conn_env_find(struct conn_env *env, uint64_t id)
 {
 	for (int i = 0; i < HARNESS_CONNS; i++)

@@ -201,6 +201,12 @@ struct conn_env *conn_worker(struct conn *c);
 /* @env's index, 0 to msg_hub_workers() - 1.  Any thread. */
 int conn_env_index(const struct conn_env *env);
 
+/* The handler settings of @env's server, its hub (for the worker count
+ * and for posting on) included, for a message function or a ticker that
+ * has no connection to ask; borrowed, as long as the server.  Any
+ * thread. */
+const struct proto_config *conn_env_config(const struct conn_env *env);
+
 /* The connection @id if @env owns it and it is open, or NULL.  Borrowed
  * until the caller returns to the loop.  @env's thread only. */
 struct conn *conn_env_find(struct conn_env *env, uint64_t id);
