@@ -29,6 +29,12 @@
  * @buf lies inside the input that data() was given, which stays valid
  * until that write: echoing input back costs no copy.
  *
+ * Across threads.  The calls for a connection all run on its worker; what
+ * comes from elsewhere (another worker, a pool job, a timer) reaches it as
+ * a message to that worker, and a slow request can be handed to the
+ * offload pool: see "Across threads", "Tickers" and "Offloading work"
+ * below, and docs/protocols.md.
+ *
  * Closing.  A handler may reply and then return PROTO_CLOSE from the same
  * call.  The connection is never freed under a handler: it sends the
  * replies gathered so far, flushes them like any close (docs/design.md,
@@ -153,8 +159,10 @@ struct proto_ops {
 
 /*
  * Queues @len bytes of @buf (borrowed until return) as a reply on @c.
- * Only for use inside open(), data() and eof().  Never frees @c: a write
- * error is noticed, and @c closed, after the handler returns.
+ * Inside a handler call on @c (open(), data(), eof(), wake()), or on
+ * @c's worker outside one ("Replying outside a handler call" below).
+ * Never frees @c: a write error is noticed, and @c closed, after the
+ * handler returns (outside a call, on a later turn of the loop).
  */
 void conn_reply(struct conn *c, const void *buf, size_t len);
 
