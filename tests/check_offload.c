@@ -416,6 +416,76 @@ START_TEST(test_offload_grace_bounds_shutdown)
 }
 END_TEST
 
+/*
+ * Clients that come and go with jobs in flight, through a pool with room
+ * for 4 queued jobs: a reset, a plain close, or a half-close after which
+ * the client reads everything.  Each half-closing client gets exactly
+ * the replies it asked for, in order; the server keeps serving, and
+ * exits cleanly (and, under the sanitizers or valgrind, without a
+ * report).
+ */
+START_TEST(test_offload_survives_resets_and_half_closes)
+{
+	const char *args[] = { "--protocol", "resp", "-t", "2", "--offload",
+	    "--offload-threads", "2", "--offload-queue", "4", NULL };
+	static const char *const req[] = { "DEBUG SLEEP 0.002\r\n",
+	    "PING\r\n", "DEBUG SLEEP 0\r\n" };
+	static const char *const rep[] = { "+OK\r\n", "+PONG\r\n",
+	    "+OK\r\n" };
+	int rounds = (int)scaled(20, 3), served = 0;
+	uint64_t rng = 7;
+	char *log;
+	int fd;
+
+	test_server_start(&server, args);
+	for (int r = 0; r < rounds; r++) {
+		int fds[10], kind[10];
+		char *want[10];
+
+		for (int i = 0; i < 10; i++) {
+			int n;
+			size_t wl = 0;
+
+			rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+			n = 1 + (int)((rng >> 33) % 30);
+			kind[i] = (int)((rng >> 20) % 10);
+			want[i] = calloc((size_t)n, 8);
+			fds[i] = test_connect(server.port);
+			for (int k = 0; k < n; k++) {
+				int q = (int)((rng >> (k % 40)) % 3);
+
+				write_all(fds[i], req[q], strlen(req[q]));
+				strcpy(want[i] + wl, rep[q]);
+				wl += strlen(rep[q]);
+			}
+		}
+		poll(NULL, 0, (int)(rng >> 60));
+		for (int i = 0; i < 10; i++) {
+			if (kind[i] < 4) {
+				setsockopt(fds[i], SOL_SOCKET, SO_LINGER,
+				    &(struct linger){ 1, 0 },
+				    sizeof(struct linger));
+			} else if (kind[i] < 7) {
+				shutdown(fds[i], SHUT_WR);
+				expect(fds[i], want[i]);
+				ck_assert(wait_eof(fds[i], now_ms() + 30000));
+				served++;
+			}
+			close(fds[i]);
+			free(want[i]);
+		}
+	}
+	ck_assert_int_gt(served, 0);
+	fd = test_connect(server.port);
+	write_all(fd, "DEBUG SLEEP 0\r\nPING\r\n", 21);
+	expect(fd, "+OK\r\n+PONG\r\n");
+	close(fd);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_gt(test_stat(log, "at exit", "total", "jobs_done"), 0);
+	free(log);
+}
+END_TEST
+
 static Suite *offload_suite(void)
 {
 	Suite *s = suite_create("offload");
@@ -449,6 +519,7 @@ static Suite *offload_suite(void)
 	tcase_add_test(tc, test_offload_shutdown_flushes_live_jobs);
 	tcase_add_test(tc, test_offload_jobs_of_a_closed_connection_are_cancelled);
 	tcase_add_test(tc, test_offload_grace_bounds_shutdown);
+	tcase_add_test(tc, test_offload_survives_resets_and_half_closes);
 	suite_add_tcase(s, tc);
 	return s;
 }
