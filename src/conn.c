@@ -910,6 +910,20 @@ static void conn_slots_flush(struct conn *c)
 		conn_resume(c);
 }
 
+/*
+ * A client waiting for a job's reply is not idle: --idle-timeout is off
+ * while a connection has jobs in flight (as redis spares a blocked
+ * client its timeout), and back on with the last one.
+ */
+static void conn_jobs_idle_timer(struct conn *c, bool on)
+{
+	struct conn_env *env = c->env;
+
+	if (env->idle_tv && !(c->flags & CONN_CLOSING))
+		bufferevent_set_timeouts(c->bev, on ? env->idle_tv : NULL,
+		    env->write_tv);
+}
+
 int conn_job_begin(struct conn *c, _Atomic bool *cancel, uint64_t *seq)
 {
 	struct conn_jobs *j = conn_jobs_get(c);
@@ -923,7 +937,8 @@ int conn_job_begin(struct conn *c, _Atomic bool *cancel, uint64_t *seq)
 	if (!sl)
 		return -ENOMEM;
 	sl->cancel = cancel;
-	j->in_flight++;
+	if (j->in_flight++ == 0)
+		conn_jobs_idle_timer(c, false);
 	*seq = sl->seq;
 	return 0;
 }
@@ -942,7 +957,8 @@ void conn_job_undo(struct conn *c, uint64_t seq)
 		if (j->tail == sl)
 			j->tail = prev;
 		conn_slot_free(sl);
-		j->in_flight--;
+		if (--j->in_flight == 0)
+			conn_jobs_idle_timer(c, true);
 		return;
 	}
 }
@@ -1055,7 +1071,8 @@ bool conn_env_job_done(struct conn_env *env, uint64_t id, uint64_t seq,
 	sl->ready = true;
 	sl->cancel = NULL;
 	c->jobs->bytes += len;
-	c->jobs->in_flight--;
+	if (--c->jobs->in_flight == 0)
+		conn_jobs_idle_timer(c, true);
 	if (failed)
 		conn_break(c, ENOMEM);
 	conn_slots_flush(c);

@@ -262,6 +262,31 @@ START_TEST(test_inline_slow_request_blocks_its_worker)
 }
 END_TEST
 
+/* A client waiting for a job is not idle: a sleep longer than
+ * --idle-timeout still gets its reply; then the idle timeout applies. */
+START_TEST(test_offload_waiting_client_is_not_idle)
+{
+	const char *args[] = { "--protocol", "resp", "--offload",
+	    "--offload-threads", "1", "--idle-timeout", "0.5", NULL };
+	uint64_t t0;
+	char *log;
+	int fd;
+
+	test_server_start(&server, args);
+	fd = test_connect(server.port);
+	write_all(fd, "DEBUG SLEEP 1.2\r\n", 17);
+	expect(fd, "+OK\r\n");
+	t0 = now_ms();
+	ck_assert(wait_eof(fd, now_ms() + 30000));
+	ck_assert_uint_ge(now_ms() - t0, 300);
+	close(fd);
+	log = test_server_stop_clean(&server);
+	ck_assert_int_eq(test_stat(log, "at exit", "total", "idle_timeouts"),
+	    1);
+	free(log);
+}
+END_TEST
+
 /* Pipelined requests for n sleeps and a PING; checks the replies. */
 static void sleeps(int fd, int n, const char *secs)
 {
@@ -511,6 +536,7 @@ static Suite *offload_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_offload_connection_limit_defers_and_resumes);
 	tcase_add_test(tc, test_offload_full_pool_holds_connections_back);
+	tcase_add_test(tc, test_offload_waiting_client_is_not_idle);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("shutdown");
