@@ -66,6 +66,9 @@ LIBSYSTEMD_LIBS ?= $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
 # installed is seen in the same run.
 SYSTEMD_CFLAGS = $(if $(HAVE_LIBSYSTEMD),-DHAVE_LIBSYSTEMD $(LIBSYSTEMD_CFLAGS))
 SYSTEMD_LIBS = $(if $(HAVE_LIBSYSTEMD),$(LIBSYSTEMD_LIBS))
+# libcrypto's EVP digests, for the sha256 handler.
+LIBCRYPTO_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
+LIBCRYPTO_LIBS ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
 WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
@@ -83,19 +86,20 @@ endif
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
-	src/udp.o src/proxy.o src/systemd.o src/metrics.o src/tls.o
+	src/udp.o src/proxy.o src/systemd.o src/metrics.o src/tls.o \
+	src/idmap.o src/msg.o src/offload.o src/ticker.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
 PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
 	src/proto/line.o src/proto/reverse.o src/proto/resp.o \
 	src/proto/resp_parse.o src/proto/resp_reply.o src/proto/resp_cmd.o \
-	src/proto/resp_server.o
+	src/proto/resp_server.o src/proto/sha256.o
 # The key-value store the resp handler serves (src/store.h).
 STORE_OBJS = src/store.o
 # The worked example of docs/protocols.md: built, and tested through the
 # harness, but not registered.
-PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
+PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o docs/examples/proto_clock.o
 
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
@@ -120,7 +124,8 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_protocols tests/check_store tests/check_resp \
 	tests/check_resp_cli tests/check_udp tests/check_proxy \
 	tests/check_proxy_server tests/check_log tests/check_systemd \
-	tests/check_ops tests/check_metrics tests/check_tls
+	tests/check_ops tests/check_metrics tests/check_tls \
+	tests/check_idmap tests/check_msg tests/check_offload
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -135,16 +140,16 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(HAPROXY_TESTS:%=%.o) \
 	$(BENCH_PEERS:%=%.o) \
-	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
+	$(EXAMPLES:%=%.o) bench/bench_workqueue.o bench/offload_client.o
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	echoserver.service
 
 src/tls.o src/echobench/loadgen.o src/echobench/echobench.o: \
 	ALL_CFLAGS += $(TLS_CFLAGS)
-echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
+echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) libworkqueue.a
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) \
-		$(SYSTEMD_LIBS) $(TLS_LIBS)
+		$(SYSTEMD_LIBS) $(TLS_LIBS) $(LIBCRYPTO_LIBS)
 src/systemd.o: ALL_CFLAGS += $(SYSTEMD_CFLAGS)
 
 echobench: $(ECHOBENCH_OBJS)
@@ -259,7 +264,8 @@ BUILD-FLAGS: FORCE | need-packages
 		echo "$$flags" >$@; fi
 
 %.o: %.c BUILD-FLAGS | need-libevent
-	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) -MMD -MP -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBCRYPTO_CFLAGS) \
+		-MMD -MP -c -o $@ $<
 
 tests/%.o: tests/%.c BUILD-FLAGS | need-check
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
@@ -273,7 +279,15 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o src/udp.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o src/proxy.o src/tls.o $(PROTO_OBJS) $(STORE_OBJS)
+		src/conn.o src/proxy.o src/tls.o src/idmap.o src/offload.o \
+		src/worker.o src/conn_queue.o src/msg.o src/udp.o \
+		$(PROTO_OBJS) $(STORE_OBJS) libworkqueue.a
+tests/check_idmap: tests/check_idmap.o $(TESTUTIL) src/idmap.o
+# Real worker threads and connections, with a test handler.
+tests/check_msg: tests/check_msg.o $(TESTUTIL) src/worker.o src/conn.o \
+		src/conn_queue.o src/msg.o src/idmap.o src/log.o \
+		src/offload.o src/ticker.o docs/examples/proto_clock.o \
+		src/proxy.o src/tls.o src/udp.o src/netaddr.o libworkqueue.a
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
@@ -290,6 +304,7 @@ tests/check_systemd: tests/check_systemd.o $(TESTUTIL)
 tests/check_ops: tests/check_ops.o $(TESTUTIL) | echoserver echobench
 tests/check_metrics: tests/check_metrics.o $(TESTUTIL)
 tests/check_tls: tests/check_tls.o $(TESTUTIL) | echobench
+tests/check_offload: tests/check_offload.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_haproxy: tests/check_haproxy.o $(TESTUTIL)
@@ -305,23 +320,25 @@ tests/check_workqueue: tests/check_workqueue.o $(TESTUTIL) \
 # server objects and no libevent.
 tests/check_proto: tests/check_proto.o tests/proto_harness.o $(PROTO_OBJS) \
 		$(STORE_OBJS) $(PROTO_EXAMPLE_OBJS) $(TESTUTIL)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
+		$(LIBCRYPTO_LIBS)
 # resp through the same harness, on a real store (or the test-only one).
 tests/check_resp: tests/check_resp.o tests/proto_harness.o $(PROTO_OBJS) \
 		$(STORE_OBJS) $(TESTUTIL)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
+		$(LIBCRYPTO_LIBS)
 OWN_LINK_TESTS = tests/check_workqueue tests/check_proto tests/check_resp
 $(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS) $(HAPROXY_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
-		$(LIBEVENT_LIBS) $(TLS_LIBS) -lm
+		$(LIBEVENT_LIBS) $(TLS_LIBS) $(LIBCRYPTO_LIBS) -lm
 
 # The server's own objects with chosen calls made to fail (tests/faults.c).
 FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 	-Wl,--wrap=conn_queue_item_new -Wl,--wrap=write
 tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
-		tests/faults.o
+		tests/faults.o libworkqueue.a
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
-		$(LIBEVENT_LIBS) $(SYSTEMD_LIBS) $(TLS_LIBS)
+		$(LIBEVENT_LIBS) $(SYSTEMD_LIBS) $(TLS_LIBS) $(LIBCRYPTO_LIBS)
 
 # libFuzzer runs through the harness: tests/fuzz_proto.c over the line
 # handlers and the example, tests/fuzz_resp.c over resp and its parser.
@@ -348,10 +365,12 @@ FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),\
 tests/fuzz_proto: tests/fuzz_proto.c $(FUZZ_COMMON_SRCS) \
 		$(PROTO_EXAMPLE_OBJS:.o=.c) $(FUZZ_HEADERS)
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
-		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) \
+		$(LIBCRYPTO_LIBS)
 tests/fuzz_resp: tests/fuzz_resp.c $(FUZZ_COMMON_SRCS) $(FUZZ_HEADERS)
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
-		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) \
+		$(LIBCRYPTO_LIBS)
 # The PROXY protocol parser alone: it needs nothing else.
 tests/fuzz_proxy: tests/fuzz_proxy.c src/proxy.c src/proxy.h src/netaddr.h
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc \
@@ -377,7 +396,7 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
 	tests/check_protocols tests/check_resp_cli tests/check_udp \
 	tests/check_proxy_server tests/check_systemd tests/check_metrics \
-	tests/check_tls
+	tests/check_tls tests/check_offload
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).
@@ -514,6 +533,16 @@ BENCH_TLS_ARGS =
 bench-tls: echoserver echobench bench/peer_tls
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/tls.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_TLS_ARGS)
+# The sha256 handler inline and offloaded, with a PING probe beside it
+# (bench/offload.py): docs/benchmarks-offload.md, under the same lock.
+# BENCH_OFFLOAD_ARGS passes more options (--rounds, --conns, --depth,
+# --line, --duration, --out).
+BENCH_OFFLOAD_ARGS =
+bench/offload_client: bench/offload_client.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBCRYPTO_LIBS)
+bench-offload: echoserver bench/offload_client
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/offload.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_OFFLOAD_ARGS)
 
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS
@@ -567,7 +596,7 @@ clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
 		$(FUZZ_HARNESSES:%=tests/fuzz_%) \
 		$(STRESS_TESTS) $(HAPROXY_TESTS) $(EXAMPLES) \
-		bench/bench_workqueue \
+		bench/bench_workqueue bench/offload_client \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d) \
 		echoserver.service
 	rm -rf tests/tmp bench/.baseline
@@ -577,8 +606,8 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind test-haproxy fuzz stress stress-small \
-	stress-tsan stress-leaks run bench bench-resp bench-udp bench-metrics bench-tls \
-	bench-workqueue install uninstall install-workqueue \
-	uninstall-workqueue clean distclean deps \
+	stress-tsan stress-leaks run bench bench-resp bench-udp \
+	bench-metrics bench-tls bench-offload bench-workqueue install \
+	uninstall install-workqueue uninstall-workqueue clean distclean deps \
 	need-packages need-libevent need-check FORCE
 

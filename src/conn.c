@@ -54,6 +54,33 @@ enum conn_flags {
 				 * last bytes may still be on their way to
 				 * the read callback */
 	CONN_PROXIED = 1 << 10,	/* the PROXY header named the client */
+	CONN_ABORTED = 1 << 11,	/* conn_abort() in its own handler call */
+	CONN_JOB_WAIT = 1 << 12,	/* a job could not be submitted: not read
+				 * until one comes back (conn_job_wait) */
+	CONN_RETRY_LISTED = 1 << 13,	/* on env->job_waiters */
+};
+
+/*
+ * One place in a connection's reply order while jobs are in flight
+ * (conn.h, "Ordered replies"): a job's result to come (seq > 0, not
+ * ready until it is back) or replies made meanwhile (seq 0, ready).
+ */
+struct conn_slot {
+	struct conn_slot *next;
+	uint64_t seq;
+	bool ready;
+	_Atomic bool *cancel;	/* the job's flag, until it is back */
+	char *data;		/* owned */
+	size_t len, cap;
+};
+
+/* A connection's jobs; allocated at its first job. */
+struct conn_jobs {
+	struct conn_slot *head, *tail;	/* reply order */
+	unsigned in_flight;
+	uint64_t next_seq;
+	size_t bytes;		/* held in slots */
+	struct conn *wait_next;	/* env->job_waiters */
 };
 
 /* A PROXY header that came in pieces, kept while it is incomplete. */
@@ -92,6 +119,8 @@ struct conn {
 	struct conn_header *header;	/* while CONN_HEADER */
 	union netaddr_ip peer;	/* the client: getpeername(), or the
 				 * PROXY header's source */
+	uint64_t id;		/* env->ids; never reused */
+	struct conn_jobs *jobs;	/* NULL until it offloads */
 	/* The handler's state follows, at CONN_STATE_OFFSET, when it has
 	 * any. */
 };
@@ -145,15 +174,40 @@ static size_t conn_output_len(const struct conn *c)
 	return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
+/* Forgets the replies gathered for @c outside a handler call, and
+ * returns how many bytes they were. */
+static size_t conn_batch_drop(struct conn *c)
+{
+	struct conn_batch *b = &c->env->batch;
+	size_t len = b->len;
+
+	if (b->owner != c)
+		return 0;
+	b->owner = NULL;
+	b->loose = false;
+	b->n_iov = 0;
+	b->len = 0;
+	b->copied = 0;
+	return len;
+}
+
+static size_t conn_jobs_free(struct conn *c);
+
 void conn_free(struct conn *c)
 {
 	struct conn_env *env = c->env;
 	size_t pending = conn_output_len(c);
+	size_t gathered = conn_batch_drop(c);
 
 	/* A connection still awaiting its PROXY header never reached the
 	 * handler, so there is nothing to release. */
 	if (c->ops->release && !(c->flags & CONN_HEADER))
 		c->ops->release(c, conn_state(c));
+	idmap_del(&env->ids, c->id);
+	if (c->jobs)
+		gathered += conn_jobs_free(c);
+	if (gathered)
+		stat_add(&env->stats.dropped_bytes, gathered);
 	if (pending) {
 		/* bytes_out counted these when they were queued. */
 		stat_add(&env->stats.dropped_bytes, pending);
@@ -211,7 +265,7 @@ static void conn_resume(struct conn *c)
 {
 	c->flags &= ~CONN_PAUSED;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	if (!(c->flags & CONN_CLOSING))
+	if (!(c->flags & (CONN_CLOSING | CONN_JOB_WAIT)))
 		bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -219,10 +273,23 @@ static void conn_resume(struct conn *c)
  * handler, never under it. */
 static void conn_break(struct conn *c, int err)
 {
+	struct conn_batch *b = &c->env->batch;
+
 	if (c->flags & CONN_BROKEN)
 		return;
 	c->flags |= CONN_BROKEN;
 	log_verbose("connection fd %d: write: %s", c->fd, strerror(err));
+	/* Outside its own handler call nobody reaps it afterwards, and
+	 * whoever replied may still hold it: let its read callback free
+	 * it, on a later turn of the loop, even if reading is off
+	 * (docs/design.md, fact X1). */
+	if (b->owner == c && !b->loose)
+		return;
+	if (c->flags & CONN_TLS)	/* its read callback is libevent's */
+		bufferevent_trigger(c->bev, EV_READ,
+		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	else
+		event_active(&c->bev->ev_read, EV_READ, 0);
 }
 
 static void conn_tls_writev(struct conn *c, const struct iovec *iov, int n,
@@ -300,11 +367,16 @@ static void conn_batch_flush(struct conn_batch *b)
 
 /* Opens the batch for @c's handler, whose input is @in (borrowed until
  * conn_batch_end()). */
+static void conn_batch_end(struct conn *c);
+
 static void conn_batch_begin(struct conn *c, const char *in, size_t len)
 {
 	struct conn_batch *b = &c->env->batch;
 
+	if (b->owner)		/* replies gathered outside a call */
+		conn_batch_end(b->owner);
 	b->owner = c;
+	b->loose = false;
 	b->in = in;
 	b->in_end = in + len;
 }
@@ -315,6 +387,7 @@ static void conn_batch_end(struct conn *c)
 
 	conn_batch_flush(b);
 	b->owner = NULL;
+	b->loose = false;
 	b->in = b->in_end = NULL;
 }
 
@@ -343,6 +416,8 @@ static void conn_batch_add(struct conn_batch *b, const char *p, size_t len)
 	b->len += len;
 }
 
+static void conn_slot_append(struct conn *c, const char *p, size_t len);
+
 void conn_reply(struct conn *c, const void *buf, size_t len)
 {
 	struct conn_batch *b = &c->env->batch;
@@ -350,12 +425,27 @@ void conn_reply(struct conn *c, const void *buf, size_t len)
 
 	if (len == 0 || (c->flags & CONN_BROKEN))
 		return;
-	if (b->owner != c) {
-		/* Outside a handler call: nothing to gather with. */
+	if (c->jobs && c->jobs->head) {
+		/* Behind a job's result still to come. */
+		conn_slot_append(c, p, len);
+		return;
+	}
+	if (b->owner != c && b->owner && !b->loose) {
+		/* Inside another connection's handler call, whose batch
+		 * this cannot join. */
 		struct iovec iov = { (void *)p, len };
 
 		conn_writev(c, &iov, 1, len);
 		return;
+	}
+	if (b->owner != c) {
+		/* Outside a handler call: gather until the worker moves on
+		 * (proto.h, "Replying outside a handler call"). */
+		if (b->owner)
+			conn_batch_end(b->owner);
+		b->owner = c;
+		b->loose = true;
+		b->in = b->in_end = NULL;
 	}
 	if (p >= b->in && p < b->in_end) {
 		/* The handler's own input lives until the batch ends. */
@@ -383,9 +473,10 @@ void conn_reply(struct conn *c, const void *buf, size_t len)
  */
 static bool conn_reap(struct conn *c)
 {
-	if (!(c->flags & CONN_BROKEN))
+	if (!(c->flags & (CONN_BROKEN | CONN_ABORTED)))
 		return false;
-	stat_add(&c->env->stats.errors, 1);
+	if (c->flags & CONN_BROKEN)
+		stat_add(&c->env->stats.errors, 1);
 	conn_free(c);
 	return true;
 }
@@ -451,7 +542,7 @@ static bool conn_input(struct conn *c, const char *buf, size_t n)
 	int rc;
 
 	if (c->pending) {
-		if (conn_pending_append(c, buf, n)) {
+		if (n > 0 && conn_pending_append(c, buf, n)) {
 			conn_fail(c, "keeping input", ENOMEM);
 			return true;
 		}
@@ -534,8 +625,12 @@ static void conn_finish(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ);
 }
 
+static void conn_close_output(struct conn *c);
+
 void conn_close(struct conn *c)
 {
+	struct conn_batch *b = &c->env->batch;
+
 	if (c->flags & CONN_CLOSING)
 		return;
 	if (c->flags & CONN_HANDSHAKE) {
@@ -543,8 +638,18 @@ void conn_close(struct conn *c)
 		conn_free(c);
 		return;
 	}
+	if (b->owner == c && b->loose)
+		conn_batch_end(c);	/* its replies go before the close */
 	c->flags |= CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->jobs && c->jobs->head)
+		return;		/* conn_env_job_done() goes on */
+	conn_close_output(c);
+}
+
+/* Closing, with every reply in the output buffer: flush it, then free. */
+static void conn_close_output(struct conn *c)
+{
 	if (conn_output_len(c) == 0) {
 		conn_finish(c);
 		return;
@@ -577,6 +682,8 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn_env *env = c->env;
 	ssize_t n;
 
+	if (conn_reap(c))	/* broken or aborted outside a call */
+		return;
 	if (c->flags & (CONN_LINGER | CONN_HEADER)) {
 		if (c->flags & CONN_LINGER)
 			conn_linger_read(c, what);
@@ -946,6 +1053,8 @@ static void conn_tls_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
+	if (conn_reap(c))	/* broken outside a call (conn_break()) */
+		return;
 	if (conn_tls_drain(c) && (c->flags & CONN_TLS_EOF))
 		conn_eof(c);
 }
@@ -1147,6 +1256,10 @@ struct conn *conn_new(struct conn_env *env, int fd,
 		goto fail_bev;
 
 serve:
+	c->id = ((uint64_t)env->index << CONN_ID_WORKER_SHIFT) |
+	    ++env->next_serial;
+	if (idmap_put(&env->ids, c->id, c))
+		goto fail_tls;
 	c->next = env->conns;
 	if (env->conns)
 		env->conns->prev = c;
@@ -1181,4 +1294,417 @@ fail:
 	atomic_fetch_sub(env->conns_now, 1);
 	log_warn("cannot set up a connection");
 	return NULL;
+}
+
+/* --- across threads (proto.h, "Across threads") ------------------------- */
+
+uint64_t conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
+struct conn_env *conn_worker(struct conn *c)
+{
+	return c->env;
+}
+
+int conn_env_index(const struct conn_env *env)
+{
+	return env->index;
+}
+
+const struct proto_config *conn_env_config(const struct conn_env *env)
+{
+	return env->proto_cfg;
+}
+
+struct conn *conn_env_find(struct conn_env *env, uint64_t id)
+{
+	return idmap_get(&env->ids, id);
+}
+
+void **conn_env_local(struct conn_env *env, const struct proto_ops *ops)
+{
+	for (int i = 0; i < CONN_ENV_LOCALS; i++) {
+		if (!env->locals[i].ops)
+			env->locals[i].ops = ops;
+		if (env->locals[i].ops == ops)
+			return &env->locals[i].local;
+	}
+	return NULL;
+}
+
+size_t conn_output_size(const struct conn *c)
+{
+	const struct conn_batch *b = &c->env->batch;
+
+	return conn_output_len(c) + (b->owner == c ? b->len : 0) +
+	    (c->jobs ? c->jobs->bytes : 0);
+}
+
+void conn_abort(struct conn *c)
+{
+	struct conn_batch *b = &c->env->batch;
+
+	if (b->owner == c && !b->loose) {
+		c->flags |= CONN_ABORTED;	/* its caller frees it */
+		return;
+	}
+	conn_free(c);
+}
+
+bool conn_env_reply(struct conn_env *env, uint64_t id, const void *buf,
+    size_t len)
+{
+	struct conn *c = conn_env_find(env, id);
+
+	if (!c || (c->flags & (CONN_LINGER | CONN_BROKEN | CONN_ABORTED))) {
+		stat_add(&env->stats.msgs_dropped, 1);
+		return false;
+	}
+	conn_reply(c, buf, len);
+	return true;
+}
+
+void conn_env_wake(struct conn_env *env, uint64_t id)
+{
+	struct conn *c = conn_env_find(env, id);
+	int rc;
+
+	if (!c || (c->flags & (CONN_CLOSING | CONN_BROKEN | CONN_ABORTED))) {
+		stat_add(&env->stats.msgs_dropped, 1);
+		return;
+	}
+	if (!c->ops->wake)
+		return;
+	conn_batch_begin(c, NULL, 0);
+	rc = c->ops->wake(c, conn_state(c));
+	conn_batch_end(c);
+	if (conn_reap(c))
+		return;
+	if (rc == PROTO_CLOSE)
+		conn_close(c);
+}
+
+void conn_env_flush(struct conn_env *env)
+{
+	struct conn_batch *b = &env->batch;
+
+	if (b->owner && b->loose)
+		conn_batch_end(b->owner);
+}
+
+void conn_env_release(struct conn_env *env)
+{
+	for (int i = 0; i < CONN_ENV_LOCALS; i++) {
+		const struct proto_ops *ops = env->locals[i].ops;
+
+		if (ops && env->locals[i].local && ops->worker_release)
+			ops->worker_release(env, env->locals[i].local);
+		env->locals[i].ops = NULL;
+		env->locals[i].local = NULL;
+	}
+	idmap_release(&env->ids);
+	if (env->retry_timer)
+		event_free(env->retry_timer);
+	env->retry_timer = NULL;
+}
+
+/* --- ordered replies for offloaded jobs (conn.h) ------------------------- */
+
+static struct conn_jobs *conn_jobs_get(struct conn *c)
+{
+	if (!c->jobs)
+		c->jobs = calloc(1, sizeof(*c->jobs));
+	return c->jobs;
+}
+
+static struct conn_slot *conn_slot_new(struct conn_jobs *j, uint64_t seq)
+{
+	struct conn_slot *sl = calloc(1, sizeof(*sl));
+
+	if (!sl)
+		return NULL;
+	sl->seq = seq;
+	sl->ready = seq == 0;
+	if (j->tail)
+		j->tail->next = sl;
+	else
+		j->head = sl;
+	j->tail = sl;
+	return sl;
+}
+
+static void conn_slot_free(struct conn_slot *sl)
+{
+	free(sl->data);
+	free(sl);
+}
+
+/* A reply made while a job's result is still to come: kept, in order,
+ * in the last slot of replies (a new one after a job's slot). */
+static void conn_slot_append(struct conn *c, const char *p, size_t len)
+{
+	struct conn_jobs *j = c->jobs;
+	struct conn_slot *sl = j->tail;
+
+	if (sl->seq != 0 && !(sl = conn_slot_new(j, 0))) {
+		conn_break(c, ENOMEM);
+		return;
+	}
+	if (sl->cap - sl->len < len) {
+		size_t cap = sl->cap * 2 > sl->len + len ? sl->cap * 2 :
+		    sl->len + len;
+		char *data = realloc(sl->data, cap < 256 ? 256 : cap);
+
+		if (!data) {
+			conn_break(c, ENOMEM);
+			return;
+		}
+		sl->data = data;
+		sl->cap = cap < 256 ? 256 : cap;
+	}
+	memcpy(sl->data + sl->len, p, len);
+	sl->len += len;
+	j->bytes += len;
+	/* Held replies count as output: the same high-water rule. */
+	if (j->bytes > c->env->high_water && !(c->flags & CONN_PAUSED))
+		conn_pause(c);
+}
+
+/* Writes the ready slots at the front of the order, gathered. */
+static void conn_slots_flush(struct conn *c)
+{
+	struct conn_jobs *j = c->jobs;
+
+	while (j->head && j->head->ready) {
+		struct iovec iov[16];
+		struct conn_slot *ready[16];
+		size_t len = 0;
+		int n = 0;
+
+		while (n < 16 && j->head && j->head->ready) {
+			struct conn_slot *sl = j->head;
+
+			j->head = sl->next;
+			if (!j->head)
+				j->tail = NULL;
+			j->bytes -= sl->len;
+			if (sl->len) {
+				iov[n].iov_base = sl->data;
+				iov[n].iov_len = sl->len;
+				len += sl->len;
+				ready[n++] = sl;
+			} else {
+				conn_slot_free(sl);
+			}
+		}
+		if (n)
+			conn_writev(c, iov, n, len);
+		while (n > 0)
+			conn_slot_free(ready[--n]);
+	}
+	if ((c->flags & CONN_PAUSED) && j->bytes <= c->env->low_water &&
+	    conn_output_len(c) <= c->env->low_water)
+		conn_resume(c);
+}
+
+/*
+ * A client waiting for a job's reply is not idle: --idle-timeout is off
+ * while a connection has jobs in flight (as redis spares a blocked
+ * client its timeout), and back on with the last one.
+ */
+static void conn_jobs_idle_timer(struct conn *c, bool on)
+{
+	struct conn_env *env = c->env;
+
+	if (env->idle_tv && !(c->flags & CONN_CLOSING))
+		bufferevent_set_timeouts(c->bev, on ? env->idle_tv : NULL,
+		    env->write_tv);
+}
+
+int conn_job_begin(struct conn *c, _Atomic bool *cancel, uint64_t *seq)
+{
+	struct conn_jobs *j = conn_jobs_get(c);
+	struct conn_slot *sl;
+
+	if (!j)
+		return -ENOMEM;
+	if (j->in_flight >= CONN_MAX_JOBS)
+		return -EAGAIN;
+	sl = conn_slot_new(j, ++j->next_seq);
+	if (!sl)
+		return -ENOMEM;
+	sl->cancel = cancel;
+	if (j->in_flight++ == 0)
+		conn_jobs_idle_timer(c, false);
+	*seq = sl->seq;
+	return 0;
+}
+
+void conn_job_undo(struct conn *c, uint64_t seq)
+{
+	struct conn_jobs *j = c->jobs;
+	struct conn_slot **p, *prev = NULL;
+
+	for (p = &j->head; *p; prev = *p, p = &(*p)->next) {
+		if ((*p)->seq != seq)
+			continue;
+		struct conn_slot *sl = *p;
+
+		*p = sl->next;
+		if (j->tail == sl)
+			j->tail = prev;
+		conn_slot_free(sl);
+		if (--j->in_flight == 0)
+			conn_jobs_idle_timer(c, true);
+		return;
+	}
+}
+
+static void conn_retry_cb(evutil_socket_t fd, short what, void *arg);
+
+#define CONN_RETRY_MS 1
+
+void conn_job_wait(struct conn *c)
+{
+	struct conn_env *env = c->env;
+	struct conn_jobs *j = conn_jobs_get(c);
+
+	if (!(c->flags & CONN_JOB_WAIT)) {
+		c->flags |= CONN_JOB_WAIT;
+		stat_add(&env->stats.jobs_deferred, 1);
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	/* A job of its own coming back resumes it; without one (the pool
+	 * is full of others' jobs), a short timer retries. */
+	if (!j || j->in_flight || (c->flags & CONN_RETRY_LISTED))
+		return;
+	if (!env->retry_timer)
+		env->retry_timer = evtimer_new(env->base, conn_retry_cb, env);
+	if (!env->retry_timer) {
+		conn_break(c, ENOMEM);
+		return;
+	}
+	c->flags |= CONN_RETRY_LISTED;
+	j->wait_next = env->job_waiters;
+	env->job_waiters = c;
+	if (!evtimer_pending(env->retry_timer, NULL)) {
+		struct timeval tv = { 0, CONN_RETRY_MS * 1000 };
+
+		evtimer_add(env->retry_timer, &tv);
+	}
+}
+
+/* Takes @c off the list it waits on: the waiters, or those the retry
+ * timer is going through (conn_retry_cb()). */
+static void conn_unlist(struct conn *c)
+{
+	struct conn **lists[] = { &c->env->job_waiters, &c->env->job_retrying };
+
+	if (!(c->flags & CONN_RETRY_LISTED))
+		return;
+	for (int i = 0; i < 2; i++)
+		for (struct conn **p = lists[i]; *p; p = &(*p)->jobs->wait_next)
+			if (*p == c) {
+				*p = c->jobs->wait_next;
+				c->jobs->wait_next = NULL;
+				c->flags &= ~CONN_RETRY_LISTED;
+				return;
+			}
+}
+
+/* The handler may go on: read again and present the kept input. */
+static void conn_job_resume(struct conn *c)
+{
+	conn_unlist(c);
+	c->flags &= ~CONN_JOB_WAIT;
+	if (c->flags & (CONN_CLOSING | CONN_BROKEN))
+		return;
+	if (!(c->flags & CONN_PAUSED))
+		bufferevent_enable(c->bev, EV_READ);
+	if (c->pending)
+		conn_input(c, NULL, 0);	/* may free @c */
+}
+
+static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_env *env = arg;
+	struct conn *c;
+
+	/* Moved aside first: a resumed connection may wait again (on the
+	 * emptied list, for the next round), and a handler may free
+	 * another waiting connection, which conn_unlist() then finds. */
+	env->job_retrying = env->job_waiters;
+	env->job_waiters = NULL;
+	while ((c = env->job_retrying)) {
+		env->job_retrying = c->jobs->wait_next;
+		c->jobs->wait_next = NULL;
+		c->flags &= ~CONN_RETRY_LISTED;
+		conn_job_resume(c);
+	}
+	conn_env_flush(env);
+}
+
+bool conn_env_job_done(struct conn_env *env, uint64_t id, uint64_t seq,
+    char *data, size_t len, bool failed)
+{
+	struct conn *c = conn_env_find(env, id);
+	struct conn_slot *sl;
+
+	if (!c) {
+		stat_add(&env->stats.msgs_dropped, 1);
+		free(data);
+		return false;
+	}
+	for (sl = c->jobs ? c->jobs->head : NULL; sl && sl->seq != seq;
+	    sl = sl->next)
+		;
+	if (!sl || sl->ready) {
+		free(data);
+		return false;
+	}
+	free(sl->data);
+	sl->data = data;
+	sl->len = sl->cap = len;
+	sl->ready = true;
+	sl->cancel = NULL;
+	c->jobs->bytes += len;
+	if (--c->jobs->in_flight == 0)
+		conn_jobs_idle_timer(c, true);
+	if (failed)
+		conn_break(c, ENOMEM);
+	conn_slots_flush(c);
+	if (c->flags & (CONN_BROKEN | CONN_ABORTED))
+		return true;	/* freed from its read callback */
+	if (c->flags & CONN_CLOSING) {
+		if (!c->jobs->head)
+			conn_close_output(c);
+		return true;
+	}
+	if (c->flags & CONN_JOB_WAIT)
+		conn_job_resume(c);
+	return true;
+}
+
+/* @c is being freed: every job still out is told so, and what its
+ * slots hold is dropped.  Returns the bytes dropped. */
+static size_t conn_jobs_free(struct conn *c)
+{
+	struct conn_jobs *j = c->jobs;
+	size_t dropped = j->bytes;
+
+	conn_unlist(c);
+	while (j->head) {
+		struct conn_slot *sl = j->head;
+
+		j->head = sl->next;
+		if (sl->cancel)
+			atomic_store_explicit(sl->cancel, true,
+			    memory_order_release);
+		conn_slot_free(sl);
+	}
+	free(j);
+	c->jobs = NULL;
+	return dropped;
 }

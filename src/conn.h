@@ -71,8 +71,11 @@
 #define CONN_H
 
 #include "latency.h"
+#include "idmap.h"
 #include "stats.h"
+#include "proto/proto.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/time.h>
@@ -95,6 +98,11 @@ struct tls_ctx;
  */
 struct conn_batch {
 	struct conn *owner;	/* NULL: no handler running */
+	bool loose;		/* owner is replied to outside a handler
+				 * call (proto.h, "Replying outside a
+				 * handler call"); ends at the next
+				 * handler call, another owner, or
+				 * conn_env_flush() */
 	const char *in, *in_end;	/* the handler's borrowed input */
 	struct iovec iov[CONN_BATCH_IOV];
 	int n_iov;
@@ -132,6 +140,20 @@ struct conn_env {
 	struct worker_stats stats;
 	struct latency_hist latency;	/* read to reply (latency.h) */
 	struct conn_batch batch;
+
+	/* Cross-worker messages (docs/design.md). */
+	int index;		/* (worker) its place in the hub */
+	uint64_t next_serial;	/* ids: index << 48 | serial, from 1 */
+	struct idmap ids;	/* id -> open connection */
+	struct {
+		const struct proto_ops *ops;	/* NULL: free slot */
+		void *local;
+	} locals[CONN_ENV_LOCALS];	/* conn_env_local() */
+
+	/* Offloaded jobs (conn_job_wait()). */
+	struct conn *job_waiters;	/* waiting for room in the pool */
+	struct conn *job_retrying;	/* being retried (conn.c) */
+	struct event *retry_timer;	/* retries them; made on first use */
 };
 
 /* The layers a listener puts in front of its handler, as its -l prefixes
@@ -182,5 +204,69 @@ void conn_free(struct conn *c);
 
 /* The next connection of the same worker, for walking env->conns. */
 struct conn *conn_next(const struct conn *c);
+
+/*
+ * The worker's side of cross-worker messages (proto.h, "Across
+ * threads").  All on @env's thread, between handler calls.
+ */
+
+/* Replies @len bytes of @buf (borrowed) to connection @id, gathered as
+ * outside a handler call.  Returns false, having counted it in
+ * msgs_dropped, if @id is not open here. */
+bool conn_env_reply(struct conn_env *env, uint64_t id, const void *buf,
+    size_t len);
+
+/* Runs connection @id's ops->wake(); a wake for a connection that is
+ * gone or closing is dropped and counted. */
+void conn_env_wake(struct conn_env *env, uint64_t id);
+
+/* Writes out replies gathered outside a handler call: the worker calls
+ * it after each message, so that they never wait for the next one. */
+void conn_env_flush(struct conn_env *env);
+
+/*
+ * Ordered replies.  A job's result takes a place in its connection's
+ * reply order when it is submitted, and the replies made after it, by
+ * the handler or by messages, wait behind it in memory (counted as
+ * output for the high-water rule), so a connection's replies go out in
+ * request order however its jobs finish.  While a connection has a job
+ * in flight, closing it waits for the job, then flushes as usual.
+ */
+
+/* Jobs in flight on one connection before the next submit is deferred
+ * (conn_job_wait()). */
+#define CONN_MAX_JOBS 16
+
+/*
+ * Reserves the next place in @c's reply order for a job; *@seq names it.
+ * @cancel (borrowed, until the job is back or @c is freed) is set if @c
+ * is freed first.  Returns 0, -EAGAIN (CONN_MAX_JOBS are in flight) or
+ * -ENOMEM.  Inside @c's handler call.
+ */
+int conn_job_begin(struct conn *c, _Atomic bool *cancel, uint64_t *seq);
+
+/* Gives back place @seq, whose job could not be submitted. */
+void conn_job_undo(struct conn *c, uint64_t seq);
+
+/*
+ * A job could not be submitted: @c is not read, and its handler not
+ * called, until one of its jobs comes back, or, with none in flight, a
+ * short timer retries; data() is then given the kept input again.
+ */
+void conn_job_wait(struct conn *c);
+
+/*
+ * The result of job @seq of connection @id: @len bytes at @data (taken
+ * over, malloc'ed or NULL) fill its place, and the replies that were
+ * waiting for it go out.  @failed (the job ran out of memory) breaks the
+ * connection.  Returns false, having counted it in msgs_dropped, if the
+ * connection is gone.
+ */
+bool conn_env_job_done(struct conn_env *env, uint64_t id, uint64_t seq,
+    char *data, size_t len, bool failed);
+
+/* Frees the handlers' per-worker state (ops->worker_release) and the id
+ * map.  Every connection must be gone. */
+void conn_env_release(struct conn_env *env);
 
 #endif

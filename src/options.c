@@ -48,6 +48,9 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_HANDSHAKE_TIMEOUT,
+	OPT_OFFLOAD,
+	OPT_OFFLOAD_THREADS,
+	OPT_OFFLOAD_QUEUE,
 };
 
 static const struct option long_options[] = {
@@ -82,6 +85,9 @@ static const struct option long_options[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-handshake-timeout", required_argument, NULL,
 	    OPT_TLS_HANDSHAKE_TIMEOUT },
+	{ "offload", no_argument, NULL, OPT_OFFLOAD },
+	{ "offload-threads", required_argument, NULL, OPT_OFFLOAD_THREADS },
+	{ "offload-queue", required_argument, NULL, OPT_OFFLOAD_QUEUE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
@@ -103,6 +109,7 @@ void options_init(struct options *o)
 	o->reject_message = "ERROR too many connections\r\n";
 	o->protocol = proto_handlers[0];
 	o->max_line = 8 * 1024;
+	o->offload_queue = 1024;
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
 	o->tls_handshake_timeout = 10.0;
 	o->log_level = LL_INFO;
@@ -160,6 +167,13 @@ void options_usage(FILE *out)
 "                          4096; more are evicted, oldest first)\n"
 "  -t, --threads N         worker threads (default: the CPUs this process\n"
 "                          may run on)\n"
+"      --offload           run slow requests (sha256 lines, resp's DEBUG\n"
+"                          SLEEP) on a thread pool, not on the workers\n"
+"                          (default: off, inline)\n"
+"      --offload-threads N with --offload, the pool's threads (default:\n"
+"                          the CPUs this process may run on)\n"
+"      --offload-queue N   with --offload, jobs queued for the pool before\n"
+"                          a connection must wait for room (default 1024)\n"
 "  -b, --backlog N         listen backlog (default 1024)\n"
 "  -c, --max-conns N       connection limit (default: fd limit less a\n"
 "                          reserve)\n"
@@ -529,6 +543,19 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			if (parse_seconds(arg, 86400, &o->tls_handshake_timeout)
 			    || o->tls_handshake_timeout <= 0)
 				goto bad_value;
+			break;
+		case OPT_OFFLOAD:
+			o->offload = 1;
+			break;
+		case OPT_OFFLOAD_THREADS:
+			if (parse_long(arg, 1, 1024, &v))
+				goto bad_value;
+			o->offload_threads = (int)v;
+			break;
+		case OPT_OFFLOAD_QUEUE:
+			if (parse_long(arg, 1, 1 << 20, &v))
+				goto bad_value;
+			o->offload_queue = (int)v;
 			break;
 		case 'v':
 			if (o->log_level < LL_DEBUG)

@@ -45,6 +45,9 @@ struct options {
 	size_t max_bulk;	/* resp's bulk-string limit */
 	size_t max_memory;	/* the store's limit; 0: none */
 	int threads;		/* workers */
+	int offload;		/* --offload: slow requests go to a pool */
+	int offload_threads;	/* its threads; 0: the usable CPUs */
+	int offload_queue;	/* jobs queued before submits wait */
 	int backlog;
 	long max_conns;		/* 0: derived from the fd limit */
 	double idle_timeout;	/* seconds; 0 is off */

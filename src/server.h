@@ -23,6 +23,8 @@
 #ifndef SERVER_H
 #define SERVER_H
 
+#include "msg.h"
+#include "offload.h"
 #include "options.h"
 #include "proto/proto.h"
 #include "stats.h"
@@ -53,6 +55,8 @@ struct server {
 	int n_workers;
 	int next_worker;	/* round-robin cursor */
 	struct worker_config wcfg;
+	struct msg_hub hub;	/* the workers, for messages (msg.h) */
+	struct offload offload;	/* --offload's pool; wq NULL when off */
 	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;
 	struct event *sig_hup;	/* reloads the TLS certificate */

@@ -75,7 +75,17 @@ static inline uint64_t stat_get(stat_t *s)
 	X(tls_handshake_timeouts, "tls_handshake_timeouts")		\
 	/* closed: a handshake that failed (not TLS, no common	\
 	 * version or cipher, closed half-way) */			\
-	X(tls_handshake_failures, "tls_handshake_failures")
+	X(tls_handshake_failures, "tls_handshake_failures")	\
+	/* messages for a connection that had gone (msg.h) */		\
+	X(msgs_dropped, "msgs_dropped")					\
+	/* offloaded jobs whose result came back and went out */	\
+	X(jobs_done, "jobs_done")					\
+	/* offloaded jobs that never ran: their connection had gone */	\
+	X(jobs_cancelled, "jobs_cancelled")				\
+	/* submits deferred: the connection's limit or a full pool */	\
+	X(jobs_deferred, "jobs_deferred")					\
+	/* notify-pipe wake-ups; for tests, not logged */		\
+	X(wakeups, NULL)
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\

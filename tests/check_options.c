@@ -55,6 +55,9 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_ptr_null(o.metrics);
 	ck_assert(o.tls_handshake_timeout == 10.0);
 	ck_assert_ptr_null(o.tls_cert);
+	ck_assert_int_eq(o.offload, 0);	/* inline unless asked */
+	ck_assert_int_eq(o.offload_threads, 0);	/* 0: the CPUs */
+	ck_assert_int_eq(o.offload_queue, 1024);
 }
 END_TEST
 
@@ -223,6 +226,20 @@ START_TEST(test_options_accepts_every_option)
 }
 END_TEST
 
+START_TEST(test_options_accepts_the_offload_options)
+{
+	const char *args[] = { "--offload", "--offload-threads", "3",
+		"--offload-queue", "8", NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, args), OPTIONS_OK);
+	ck_assert_int_eq(o.offload, 1);
+	ck_assert_int_eq(o.offload_threads, 3);
+	ck_assert_int_eq(o.offload_queue, 8);
+}
+END_TEST
+
 START_TEST(test_options_help_and_version_are_not_errors)
 {
 	const char *help[] = { "--help", NULL }, *ver[] = { "-V", NULL };
@@ -292,6 +309,10 @@ static const struct bad {
 	{ { "--metrics", "localhost:9100" }, "'localhost:9100'",
 	    "'--metrics'" },
 	{ { "--metrics", "" }, "''", "'--metrics'" },
+	{ { "--offload-threads", "0" }, "'0'", "'--offload-threads'" },
+	{ { "--offload-threads", "1025" }, "'1025'", "'--offload-threads'" },
+	{ { "--offload-queue", "0" }, "'0'", "'--offload-queue'" },
+	{ { "--offload-queue", "2x" }, "'2x'", "'--offload-queue'" },
 	{ { "--bogus" }, "unknown option", "'--bogus'" },
 	{ { "-x" }, "unknown option", "'-x'" },
 	{ { "-p" }, "needs a value", "'--port'" },
@@ -391,6 +412,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_options_defaults_match_the_documentation);
 	tcase_add_test(tc, test_options_default_threads_follow_the_cpu_affinity);
 	tcase_add_test(tc, test_options_accepts_every_option);
+	tcase_add_test(tc, test_options_accepts_the_offload_options);
 	tcase_add_test(tc, test_options_help_and_version_are_not_errors);
 	tcase_add_test(tc, test_options_listen_takes_a_protocol_and_a_port_each);
 	tcase_add_test(tc,

@@ -394,6 +394,7 @@ static const struct resp_cmd resp_cmds[] = {
 	{ "command", -1, resp_cmd_command },
 	{ "config", -2, resp_cmd_config },
 	{ "info", -1, resp_cmd_info },
+	{ "debug", -2, resp_cmd_debug },
 };
 
 #define NCMDS (sizeof(resp_cmds) / sizeof(resp_cmds[0]))
