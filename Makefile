@@ -74,8 +74,9 @@ PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
 	src/proto/line.o src/proto/reverse.o src/proto/resp.o \
 	src/proto/resp_parse.o src/proto/resp_reply.o src/proto/resp_cmd.o \
 	src/proto/resp_server.o
-# The key-value store the resp handler serves (src/store.h).
-STORE_OBJS = src/store.o
+# The shared state the resp handler serves: the key-value store
+# (src/store.h), and pub/sub (src/pubsub.h) with its glob matcher.
+STORE_OBJS = src/store.o src/common/glob.o
 # The worked example of docs/protocols.md: built, and tested through the
 # harness, but not registered.
 PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
@@ -96,7 +97,7 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli
+	tests/check_resp_cli tests/check_glob
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -193,6 +194,7 @@ tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
+tests/check_glob: tests/check_glob.o $(TESTUTIL) src/common/glob.o
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
@@ -240,12 +242,12 @@ tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
 FUZZ_RUNS =
-FUZZ_HARNESSES = proto resp
+FUZZ_HARNESSES = proto resp glob
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 FUZZ_COMMON_SRCS = tests/proto_harness.c $(PROTO_OBJS:.o=.c) \
 	$(patsubst %.o,%.c,$(STORE_OBJS))
-FUZZ_HEADERS = src/proto/proto.h src/proto/lines.h src/proto/resp_parse.h \
+FUZZ_HEADERS = src/common/glob.h src/proto/proto.h src/proto/lines.h src/proto/resp_parse.h \
 	src/proto/resp_cmd.h src/proto/resp_reply.h src/store.h \
 	tests/proto_harness.h
 FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),\
@@ -257,6 +259,10 @@ tests/fuzz_proto: tests/fuzz_proto.c $(FUZZ_COMMON_SRCS) \
 tests/fuzz_resp: tests/fuzz_resp.c $(FUZZ_COMMON_SRCS) $(FUZZ_HEADERS)
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
 		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+# The glob matcher alone: no harness, no handler.
+tests/fuzz_glob: tests/fuzz_glob.c src/common/glob.c src/common/glob.h
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc $(WARNINGS) \
+		$(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		mkdir -p tests/tmp/fuzz/$$h; \
