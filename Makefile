@@ -76,7 +76,7 @@ PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
 	src/proto/resp_server.o
 # The shared state the resp handler serves: the key-value store
 # (src/store.h), and pub/sub (src/pubsub.h) with its glob matcher.
-STORE_OBJS = src/store.o src/common/glob.o
+STORE_OBJS = src/store.o src/pubsub.o src/common/glob.o
 # The worked example of docs/protocols.md: built, and tested through the
 # harness, but not registered.
 PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
