@@ -66,7 +66,8 @@ endif
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
-	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o
+	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
+	src/idmap.o src/msg.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
@@ -97,7 +98,8 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli tests/check_glob
+	tests/check_resp_cli tests/check_idmap tests/check_msg \
+	tests/check_glob
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -190,7 +192,11 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o $(PROTO_OBJS) $(STORE_OBJS)
+		src/conn.o src/idmap.o $(PROTO_OBJS) $(STORE_OBJS)
+tests/check_idmap: tests/check_idmap.o $(TESTUTIL) src/idmap.o
+# Real worker threads and connections, with a test handler.
+tests/check_msg: tests/check_msg.o $(TESTUTIL) src/worker.o src/conn.o \
+		src/conn_queue.o src/msg.o src/idmap.o src/log.o
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)

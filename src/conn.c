@@ -38,6 +38,7 @@ enum conn_flags {
 	CONN_LINGER = 1 << 3,	/* sent FIN; discarding input until EOF */
 	CONN_BROKEN = 1 << 4,	/* a write failed; free once the handler
 				 * returns */
+	CONN_ABORTED = 1 << 5,	/* conn_abort() in its own handler call */
 };
 
 /* Input the handler has not consumed yet; exists only while non-empty. */
@@ -55,6 +56,7 @@ struct conn {
 	struct conn_pending *pending;
 	int fd;
 	unsigned flags;
+	uint64_t id;		/* env->ids; never reused */
 	/* The handler's state follows, at CONN_STATE_OFFSET, when it has
 	 * any. */
 };
@@ -88,13 +90,34 @@ static size_t conn_output_len(const struct conn *c)
 	return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
+/* Forgets the replies gathered for @c outside a handler call, and
+ * returns how many bytes they were. */
+static size_t conn_batch_drop(struct conn *c)
+{
+	struct conn_batch *b = &c->env->batch;
+	size_t len = b->len;
+
+	if (b->owner != c)
+		return 0;
+	b->owner = NULL;
+	b->loose = false;
+	b->n_iov = 0;
+	b->len = 0;
+	b->copied = 0;
+	return len;
+}
+
 void conn_free(struct conn *c)
 {
 	struct conn_env *env = c->env;
 	size_t pending = conn_output_len(c);
+	size_t gathered = conn_batch_drop(c);
 
 	if (c->ops->release)
 		c->ops->release(c, conn_state(c));
+	idmap_del(&env->ids, c->id);
+	if (gathered)
+		stat_add(&env->stats.dropped_bytes, gathered);
 	if (pending) {
 		/* bytes_out counted these when they were queued. */
 		stat_add(&env->stats.dropped_bytes, pending);
@@ -142,10 +165,17 @@ static void conn_resume(struct conn *c)
  * handler, never under it. */
 static void conn_break(struct conn *c, int err)
 {
+	struct conn_batch *b = &c->env->batch;
+
 	if (c->flags & CONN_BROKEN)
 		return;
 	c->flags |= CONN_BROKEN;
 	log_verbose("connection fd %d: write: %s", c->fd, strerror(err));
+	/* Outside its own handler call nobody reaps it afterwards, and
+	 * whoever replied may still hold it: let its read callback free
+	 * it, on a later turn of the loop. */
+	if (b->owner != c || b->loose)
+		event_active(&c->bev->ev_read, EV_READ, 0);
 }
 
 /*
@@ -208,11 +238,16 @@ static void conn_batch_flush(struct conn_batch *b)
 
 /* Opens the batch for @c's handler, whose input is @in (borrowed until
  * conn_batch_end()). */
+static void conn_batch_end(struct conn *c);
+
 static void conn_batch_begin(struct conn *c, const char *in, size_t len)
 {
 	struct conn_batch *b = &c->env->batch;
 
+	if (b->owner)		/* replies gathered outside a call */
+		conn_batch_end(b->owner);
 	b->owner = c;
+	b->loose = false;
 	b->in = in;
 	b->in_end = in + len;
 }
@@ -223,6 +258,7 @@ static void conn_batch_end(struct conn *c)
 
 	conn_batch_flush(b);
 	b->owner = NULL;
+	b->loose = false;
 	b->in = b->in_end = NULL;
 }
 
@@ -258,12 +294,22 @@ void conn_reply(struct conn *c, const void *buf, size_t len)
 
 	if (len == 0 || (c->flags & CONN_BROKEN))
 		return;
-	if (b->owner != c) {
-		/* Outside a handler call: nothing to gather with. */
+	if (b->owner != c && b->owner && !b->loose) {
+		/* Inside another connection's handler call, whose batch
+		 * this cannot join. */
 		struct iovec iov = { (void *)p, len };
 
 		conn_writev(c, &iov, 1, len);
 		return;
+	}
+	if (b->owner != c) {
+		/* Outside a handler call: gather until the worker moves on
+		 * (proto.h, "Replying outside a handler call"). */
+		if (b->owner)
+			conn_batch_end(b->owner);
+		b->owner = c;
+		b->loose = true;
+		b->in = b->in_end = NULL;
 	}
 	if (p >= b->in && p < b->in_end) {
 		/* The handler's own input lives until the batch ends. */
@@ -291,9 +337,10 @@ void conn_reply(struct conn *c, const void *buf, size_t len)
  */
 static bool conn_reap(struct conn *c)
 {
-	if (!(c->flags & CONN_BROKEN))
+	if (!(c->flags & (CONN_BROKEN | CONN_ABORTED)))
 		return false;
-	stat_add(&c->env->stats.errors, 1);
+	if (c->flags & CONN_BROKEN)
+		stat_add(&c->env->stats.errors, 1);
 	conn_free(c);
 	return true;
 }
@@ -438,8 +485,12 @@ static void conn_finish(struct conn *c)
 
 void conn_close(struct conn *c)
 {
+	struct conn_batch *b = &c->env->batch;
+
 	if (c->flags & CONN_CLOSING)
 		return;
+	if (b->owner == c && b->loose)
+		conn_batch_end(c);	/* its replies go before the close */
 	c->flags |= CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
 	if (conn_output_len(c) == 0) {
@@ -472,6 +523,8 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn_env *env = c->env;
 	ssize_t n;
 
+	if (conn_reap(c))	/* broken or aborted outside a call */
+		return;
 	if (c->flags & CONN_LINGER) {
 		conn_linger_read(c, what);
 		return;
@@ -571,6 +624,10 @@ struct conn *conn_new(struct conn_env *env, int fd,
 	if (bufferevent_enable(c->bev, EV_READ))
 		goto fail_bev;
 
+	c->id = ((uint64_t)env->index << CONN_ID_WORKER_SHIFT) |
+	    ++env->next_serial;
+	if (idmap_put(&env->ids, c->id, c))
+		goto fail_bev;
 	c->next = env->conns;
 	if (env->conns)
 		env->conns->prev = c;
@@ -589,4 +646,109 @@ fail:
 	atomic_fetch_sub(env->conns_now, 1);
 	log_warn("cannot set up a connection");
 	return NULL;
+}
+
+/* --- across threads (proto.h, "Across threads") ------------------------- */
+
+uint64_t conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
+struct conn_env *conn_worker(struct conn *c)
+{
+	return c->env;
+}
+
+int conn_env_index(const struct conn_env *env)
+{
+	return env->index;
+}
+
+struct conn *conn_env_find(struct conn_env *env, uint64_t id)
+{
+	return idmap_get(&env->ids, id);
+}
+
+void **conn_env_local(struct conn_env *env, const struct proto_ops *ops)
+{
+	for (int i = 0; i < CONN_ENV_LOCALS; i++) {
+		if (!env->locals[i].ops)
+			env->locals[i].ops = ops;
+		if (env->locals[i].ops == ops)
+			return &env->locals[i].local;
+	}
+	return NULL;
+}
+
+size_t conn_output_size(const struct conn *c)
+{
+	const struct conn_batch *b = &c->env->batch;
+
+	return conn_output_len(c) + (b->owner == c ? b->len : 0);
+}
+
+void conn_abort(struct conn *c)
+{
+	struct conn_batch *b = &c->env->batch;
+
+	if (b->owner == c && !b->loose) {
+		c->flags |= CONN_ABORTED;	/* its caller frees it */
+		return;
+	}
+	conn_free(c);
+}
+
+bool conn_env_reply(struct conn_env *env, uint64_t id, const void *buf,
+    size_t len)
+{
+	struct conn *c = conn_env_find(env, id);
+
+	if (!c || (c->flags & (CONN_LINGER | CONN_BROKEN | CONN_ABORTED))) {
+		stat_add(&env->stats.msgs_dropped, 1);
+		return false;
+	}
+	conn_reply(c, buf, len);
+	return true;
+}
+
+void conn_env_wake(struct conn_env *env, uint64_t id)
+{
+	struct conn *c = conn_env_find(env, id);
+	int rc;
+
+	if (!c || (c->flags & (CONN_CLOSING | CONN_BROKEN | CONN_ABORTED))) {
+		stat_add(&env->stats.msgs_dropped, 1);
+		return;
+	}
+	if (!c->ops->wake)
+		return;
+	conn_batch_begin(c, NULL, 0);
+	rc = c->ops->wake(c, conn_state(c));
+	conn_batch_end(c);
+	if (conn_reap(c))
+		return;
+	if (rc == PROTO_CLOSE)
+		conn_close(c);
+}
+
+void conn_env_flush(struct conn_env *env)
+{
+	struct conn_batch *b = &env->batch;
+
+	if (b->owner && b->loose)
+		conn_batch_end(b->owner);
+}
+
+void conn_env_release(struct conn_env *env)
+{
+	for (int i = 0; i < CONN_ENV_LOCALS; i++) {
+		const struct proto_ops *ops = env->locals[i].ops;
+
+		if (ops && env->locals[i].local && ops->worker_release)
+			ops->worker_release(env, env->locals[i].local);
+		env->locals[i].ops = NULL;
+		env->locals[i].local = NULL;
+	}
+	idmap_release(&env->ids);
 }

@@ -47,7 +47,9 @@
 #ifndef CONN_H
 #define CONN_H
 
+#include "idmap.h"
 #include "stats.h"
+#include "proto/proto.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,8 +58,6 @@
 
 struct conn;
 struct event_base;
-struct proto_config;
-struct proto_ops;
 
 /* The most pieces, and copied bytes, one batch gathers before it is
  * written out mid-handler. */
@@ -70,6 +70,11 @@ struct proto_ops;
  */
 struct conn_batch {
 	struct conn *owner;	/* NULL: no handler running */
+	bool loose;		/* owner is replied to outside a handler
+				 * call (proto.h, "Replying outside a
+				 * handler call"); ends at the next
+				 * handler call, another owner, or
+				 * conn_env_flush() */
 	const char *in, *in_end;	/* the handler's borrowed input */
 	struct iovec iov[CONN_BATCH_IOV];
 	int n_iov;
@@ -101,6 +106,15 @@ struct conn_env {
 	struct conn *conns;	/* every open connection */
 	struct worker_stats stats;
 	struct conn_batch batch;
+
+	/* Cross-worker messages (docs/design.md). */
+	int index;		/* (worker) its place in the hub */
+	uint64_t next_serial;	/* ids: index << 48 | serial, from 1 */
+	struct idmap ids;	/* id -> open connection */
+	struct {
+		const struct proto_ops *ops;	/* NULL: free slot */
+		void *local;
+	} locals[CONN_ENV_LOCALS];	/* conn_env_local() */
 };
 
 /*
@@ -133,5 +147,28 @@ void conn_free(struct conn *c);
 
 /* The next connection of the same worker, for walking env->conns. */
 struct conn *conn_next(const struct conn *c);
+
+/*
+ * The worker's side of cross-worker messages (proto.h, "Across
+ * threads").  All on @env's thread, between handler calls.
+ */
+
+/* Replies @len bytes of @buf (borrowed) to connection @id, gathered as
+ * outside a handler call.  Returns false, having counted it in
+ * msgs_dropped, if @id is not open here. */
+bool conn_env_reply(struct conn_env *env, uint64_t id, const void *buf,
+    size_t len);
+
+/* Runs connection @id's ops->wake(); a wake for a connection that is
+ * gone or closing is dropped and counted. */
+void conn_env_wake(struct conn_env *env, uint64_t id);
+
+/* Writes out replies gathered outside a handler call: the worker calls
+ * it after each message, so that they never wait for the next one. */
+void conn_env_flush(struct conn_env *env);
+
+/* Frees the handlers' per-worker state (ops->worker_release) and the id
+ * map.  Every connection must be gone. */
+void conn_env_release(struct conn_env *env);
 
 #endif

@@ -49,6 +49,12 @@ struct cq_item *conn_queue_item_new(struct conn_queue *q)
 	pthread_mutex_unlock(&q->lock);
 	if (it) {
 		it->fd = -1;
+		it->listen = NULL;
+		it->conn_id = 0;
+		it->data = NULL;
+		it->len = 0;
+		it->fn = NULL;
+		it->arg = NULL;
 		it->next = NULL;
 	}
 	return it;

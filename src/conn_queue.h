@@ -1,6 +1,7 @@
 /*
- * The connection-item queue (CQ): how the main thread hands work to a
- * worker.  A mutex-protected FIFO of small items with a freelist, so that
+ * The connection-item queue (CQ): how the main thread, other workers and
+ * pool threads hand work to a worker (docs/design.md, "Cross-worker
+ * messages").  A mutex-protected FIFO of small items with a freelist, so that
  * steady-state dispatch allocates nothing.  The queue knows nothing of
  * pipes or event bases: conn_queue_push() reports whether the queue was
  * empty, and the caller decides to notify (see worker.c).
@@ -12,12 +13,18 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum cq_item_type {
 	CQ_NEW_CONN,	/* fd: an accepted socket for the worker to serve */
 	CQ_STOP,	/* flush and close every connection, then exit */
+	CQ_CALL,	/* fn(env, arg) on the worker: msg_call() */
+	CQ_REPLY,	/* data: bytes for connection conn_id: msg_reply() */
+	CQ_WAKE,	/* the wake() op of connection conn_id: msg_wake() */
 };
 
+struct conn_env;
 struct conn_listen;
 
 struct cq_item {
@@ -25,6 +32,12 @@ struct cq_item {
 	int fd;
 	const struct conn_listen *listen;	/* CQ_NEW_CONN: how to serve
 						 * it; borrowed (conn.h) */
+	uint64_t conn_id;	/* CQ_REPLY, CQ_WAKE: the connection */
+	void *data;		/* CQ_REPLY: owned by the item (malloc) */
+	size_t len;		/* CQ_REPLY: bytes at data */
+	/* CQ_CALL: run once on the worker; @arg is the poster's */
+	void (*fn)(struct conn_env *env, void *arg);
+	void *arg;
 	struct cq_item *next;	/* queue or freelist link; queue-private */
 };
 

@@ -249,6 +249,7 @@ int server_init(struct server *s, const struct options *o)
 		.store = s->store,
 		.max_memory = o->max_memory,
 		.stats = server_proto_stats,
+		.hub = &s->hub,
 	};
 	s->wcfg = (struct worker_config){
 		.high_water = o->high_water,
@@ -292,6 +293,7 @@ int server_init(struct server *s, const struct options *o)
 	}
 
 	s->workers = xcalloc((size_t)o->threads, sizeof(*s->workers));
+	s->hub = (struct msg_hub){ .workers = s->workers, .n = o->threads };
 	for (; s->n_workers < o->threads; s->n_workers++)
 		if (worker_init(&s->workers[s->n_workers], s->n_workers,
 		    &s->wcfg))

@@ -17,6 +17,7 @@
 #ifndef SERVER_H
 #define SERVER_H
 
+#include "msg.h"
 #include "options.h"
 #include "proto/proto.h"
 #include "stats.h"
@@ -46,6 +47,7 @@ struct server {
 	int n_workers;
 	int next_worker;	/* round-robin cursor */
 	struct worker_config wcfg;
+	struct msg_hub hub;	/* the workers, for messages (msg.h) */
 	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;
 	struct event *sweep_timer;	/* expires keys in the store */

@@ -51,7 +51,9 @@ static inline uint64_t stat_get(stat_t *s)
 	/* closed: unconsumed input over the handler's cap */		\
 	X(input_overflows, "input_overflows")				\
 	/* commands served, as the handlers count them */		\
-	X(requests, "requests")
+	X(requests, "requests")						\
+	/* messages for a connection that had gone (msg.h) */		\
+	X(msgs_dropped, "msgs_dropped")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\

@@ -108,7 +108,21 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 			if (!w->env.stopping)
 				worker_begin_stop(w);
 			break;
+		case CQ_CALL:
+			item.fn(&w->env, item.arg);
+			break;
+		case CQ_REPLY:
+			conn_env_reply(&w->env, item.conn_id, item.data,
+			    item.len);
+			free(item.data);
+			break;
+		case CQ_WAKE:
+			conn_env_wake(&w->env, item.conn_id);
+			break;
 		}
+		/* What a message replied goes out now, not after the next
+		 * one: each is a batch of its own. */
+		conn_env_flush(&w->env);
 	}
 }
 
@@ -120,6 +134,8 @@ int worker_init(struct worker *w, int id, const struct worker_config *cfg)
 	memset(w, 0, sizeof(*w));
 	w->id = id;
 	w->cfg = cfg;
+	w->env.index = id;
+	idmap_init(&w->env.ids);
 	w->notify_recv = w->notify_send = -1;
 	if (conn_queue_init(&w->queue)) {
 		log_error("worker %d: cannot create its queue", id);
@@ -228,6 +244,11 @@ static int worker_push(struct worker *w, struct cq_item *it)
 	return rc;
 }
 
+int worker_post(struct worker *w, struct cq_item *it)
+{
+	return worker_push(w, it);
+}
+
 int worker_dispatch(struct worker *w, int fd, const struct conn_listen *l)
 {
 	struct cq_item *it = conn_queue_item_new(&w->queue);
@@ -264,14 +285,22 @@ void worker_release(struct worker *w)
 
 	while (w->env.conns)
 		conn_free(w->env.conns);
-	/* Connections handed over but never served. */
+	/* Connections handed over but never served, and messages that
+	 * came too late: a call still runs (its function owns its
+	 * argument; msg_call()), with no connection left to find. */
 	while ((it = conn_queue_pop(&w->queue))) {
 		if (it->type == CQ_NEW_CONN) {
 			close(it->fd);
 			atomic_fetch_sub(w->cfg->conns_now, 1);
+		} else if (it->type == CQ_CALL) {
+			it->fn(&w->env, it->arg);
+		} else if (it->type == CQ_REPLY || it->type == CQ_WAKE) {
+			stat_add(&w->env.stats.msgs_dropped, 1);
+			free(it->data);
 		}
 		conn_queue_item_free(&w->queue, it);
 	}
+	conn_env_release(&w->env);
 	if (w->stop_item)
 		conn_queue_item_free(&w->queue, w->stop_item);
 	if (w->notify_event)

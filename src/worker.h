@@ -10,7 +10,9 @@
  *
  * Nothing but the worker thread touches its event_base, its bufferevents or
  * its connection list; the base is created with EVENT_BASE_FLAG_NOLOCK.
- * Every cross-thread request (a new connection, stop) is a queue item.
+ * Every cross-thread request (a new connection, stop, and the messages of
+ * msg.h: a call, a reply, a wake) is a queue item, posted from any thread
+ * with worker_post().
  * worker_init() and worker_release() run on the main thread while the worker
  * thread is not running.
  */
@@ -70,6 +72,15 @@ int worker_start(struct worker *w);
  * owns @fd; on failure (-errno) the caller still does and must close it.
  */
 int worker_dispatch(struct worker *w, int fd, const struct conn_listen *l);
+
+/*
+ * Pushes @it (an item of @w's queue, filled in) and wakes @w if its
+ * queue was empty.  Any thread.  Returns 0 (the worker owns @it), or
+ * -errno if the notify pipe failed and @it could be taken back, in which
+ * case @it has been returned to the freelist (what it carried is still
+ * the caller's).
+ */
+int worker_post(struct worker *w, struct cq_item *it);
 
 /* Asks @w to flush and close its connections, then leave its loop.
  * Returns 0 or -errno (only if the notify pipe fails).  Call once. */

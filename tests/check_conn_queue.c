@@ -99,6 +99,68 @@ START_TEST(test_conn_queue_remove_takes_back_only_queued_items)
 }
 END_TEST
 
+static void noop_call(struct conn_env *env, void *arg)
+{
+}
+
+/* A message item carries its fields through the queue, and an item
+ * taken from the freelist carries nothing of its last use. */
+START_TEST(test_conn_queue_message_items_keep_their_fields_and_reuse_clean)
+{
+	struct conn_queue q;
+	struct cq_item *it;
+	char payload[] = "hello";
+	int arg;
+
+	ck_assert_int_eq(conn_queue_init(&q), 0);
+	it = conn_queue_item_new(&q);
+	it->type = CQ_REPLY;
+	it->conn_id = ((uint64_t)3 << 48) | 42;
+	it->data = payload;
+	it->len = 5;
+	conn_queue_push(&q, it);
+	it = conn_queue_item_new(&q);
+	it->type = CQ_CALL;
+	it->fn = noop_call;
+	it->arg = &arg;
+	conn_queue_push(&q, it);
+	it = conn_queue_item_new(&q);
+	it->type = CQ_WAKE;
+	it->conn_id = 7;
+	conn_queue_push(&q, it);
+
+	it = conn_queue_pop(&q);
+	ck_assert_int_eq(it->type, CQ_REPLY);
+	ck_assert_uint_eq(it->conn_id, ((uint64_t)3 << 48) | 42);
+	ck_assert_ptr_eq(it->data, payload);
+	ck_assert_uint_eq(it->len, 5);
+	conn_queue_item_free(&q, it);
+	it = conn_queue_pop(&q);
+	ck_assert_int_eq(it->type, CQ_CALL);
+	ck_assert_ptr_eq(it->fn, noop_call);
+	ck_assert_ptr_eq(it->arg, &arg);
+	conn_queue_item_free(&q, it);
+	it = conn_queue_pop(&q);
+	ck_assert_int_eq(it->type, CQ_WAKE);
+	ck_assert_uint_eq(it->conn_id, 7);
+	conn_queue_item_free(&q, it);
+
+	/* LIFO freelist: this is the wake item, then the call, the reply. */
+	for (int i = 0; i < 3; i++) {
+		it = conn_queue_item_new(&q);
+		ck_assert_uint_eq(it->conn_id, 0);
+		ck_assert_ptr_null(it->data);
+		ck_assert_uint_eq(it->len, 0);
+		ck_assert_ptr_null(it->fn);
+		ck_assert_ptr_null(it->arg);
+		ck_assert_int_eq(it->fd, -1);
+		conn_queue_push(&q, it);
+	}
+	ck_assert_uint_eq(q.allocated, 3);
+	conn_queue_release(&q);
+}
+END_TEST
+
 #define PRODUCERS 4
 #define CONSUMERS 2
 
@@ -213,6 +275,8 @@ static Suite *conn_queue_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("freelist");
 	tcase_add_test(tc, test_conn_queue_reuses_freed_items);
+	tcase_add_test(tc,
+	    test_conn_queue_message_items_keep_their_fields_and_reuse_clean);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("concurrency");
 	tcase_set_timeout(tc, 60);

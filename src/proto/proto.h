@@ -43,6 +43,8 @@
 #include <stdint.h>
 
 struct conn;
+struct conn_env;
+struct msg_hub;
 struct store;
 
 /* Returned by open() or data() to close the connection. */
@@ -73,6 +75,9 @@ struct proto_config {
 	struct store *store;	/* the key space resp serves; shared by
 				 * every worker, thread-safe (store.h) */
 	size_t max_memory;	/* the store's limit, for INFO; 0: none */
+	struct msg_hub *hub;	/* every worker, for messages across
+				 * threads ("Across threads" below);
+				 * NULL where there is no server */
 
 	/* Fills @out; callable from any worker thread.  NULL where there
 	 * is no server (the unit tests). */
@@ -124,6 +129,23 @@ struct proto_ops {
 	 * can tell what open() got to).  Must not reply.
 	 */
 	void (*release)(struct conn *c, void *state);
+
+	/*
+	 * Optional.  Someone called msg_wake() with this connection's id:
+	 * runs on the owning worker, with no input, as a handler call (it
+	 * may reply, and may return PROTO_CLOSE to close after its
+	 * replies).  Wakes of a closing connection are dropped.  Without
+	 * it, a wake does nothing.
+	 */
+	int (*wake)(struct conn *c, void *state);
+
+	/*
+	 * Optional.  Frees the handler's per-worker state (see
+	 * conn_env_local()), once per worker that made some, when the
+	 * worker is released: after its thread has stopped and every one
+	 * of its connections is gone.  Runs on the releasing thread.
+	 */
+	void (*worker_release)(struct conn_env *env, void *local);
 };
 
 /*
@@ -139,6 +161,116 @@ const struct proto_config *conn_config(const struct conn *c);
 /* Adds @n to the requests the server has served (proto_stats.requests);
  * one call per data() keeps it cheap. */
 void conn_count_requests(struct conn *c, uint64_t n);
+
+/*
+ * Across threads.
+ *
+ * A handler call runs on the connection's worker and may touch only that
+ * connection, and (through conn_env_find()) the other connections of the
+ * same worker.  Work for a connection of another worker, or from a thread
+ * that is not a worker (a pool job, say), is a message: it goes through
+ * the destination worker's queue and notify pipe, which wakes it once per
+ * burst, and the worker runs it between handler calls (docs/design.md,
+ * "Cross-worker messages").
+ *
+ * Connections are addressed by id, never by pointer.  An id is unique for
+ * the life of the server and never reused, and names its worker
+ * (conn_id_worker()), so any thread can route by id alone.  A message for
+ * a connection that has gone is dropped and counted (msgs_dropped in the
+ * statistics), never dereferenced.
+ */
+
+/* @c's id; never 0.  Owning worker only, like every call on @c. */
+uint64_t conn_id(const struct conn *c);
+
+/* The index of the worker that owns connection @id, from the id alone
+ * (any thread). */
+#define CONN_ID_WORKER_SHIFT 48
+static inline int conn_id_worker(uint64_t id)
+{
+	return (int)(id >> CONN_ID_WORKER_SHIFT);
+}
+
+/* The worker that owns @c, as a handler sees it (borrowed, lives as long
+ * as the server).  Owning worker only. */
+struct conn_env *conn_worker(struct conn *c);
+
+/* @env's index, 0 to msg_hub_workers() - 1.  Any thread. */
+int conn_env_index(const struct conn_env *env);
+
+/* The connection @id if @env owns it and it is open, or NULL.  Borrowed
+ * until the caller returns to the loop.  @env's thread only. */
+struct conn *conn_env_find(struct conn_env *env, uint64_t id);
+
+/*
+ * A slot for per-worker state of the handler @ops, NULL at first; the
+ * handler allocates what it likes and stores it there, and frees it in
+ * ops->worker_release().  Returns NULL only if the worker has no slot
+ * left (CONN_ENV_LOCALS handlers).  @env's thread only.
+ */
+#define CONN_ENV_LOCALS 8
+void **conn_env_local(struct conn_env *env, const struct proto_ops *ops);
+
+/*
+ * Output queued on @c and not yet taken by the socket, in bytes: the
+ * figure for a cap like redis's client-output-buffer-limit.  Owning
+ * worker only.
+ */
+size_t conn_output_size(const struct conn *c);
+
+/*
+ * Closes @c now, dropping its pending output (counted in dropped_bytes),
+ * as a cap on a slow reader must.  From inside a handler call on @c
+ * itself it is done when the call returns; elsewhere (a message, a
+ * ticker, another connection's call) @c is freed, and its release()
+ * run, before conn_abort() returns.  Owning worker only.
+ */
+void conn_abort(struct conn *c);
+
+/*
+ * Replying outside a handler call.  conn_reply() also works from a
+ * message function, a ticker and another connection's handler call, on
+ * the owning worker.  The rules are those of a handler call: the reply
+ * is copied; the replies to one connection are gathered until the
+ * worker replies to another connection or returns to its loop, then
+ * written with one write(2) while the output buffer is empty; past
+ * --high-water of pending output the connection stops being read.
+ * (Inside another connection's handler call, replies to @c are written
+ * at once, ungathered.)
+ */
+
+/* A function run on a worker by msg_call(); @env is that worker. */
+typedef void msg_fn(struct conn_env *env, void *arg);
+
+/* The number of workers; any thread.  0 for a NULL @hub. */
+int msg_hub_workers(const struct msg_hub *hub);
+
+/*
+ * Runs @fn(env, @arg) on worker @worker, between its handler calls,
+ * exactly once.  If the worker has already stopped, @fn still runs, on
+ * the thread that releases it, when no connection is left: so @fn may
+ * always free @arg.  Calls posted to one worker run in the order they
+ * were posted by any one thread.  Any thread.  Returns 0 (@arg is then
+ * @fn's), or -EINVAL (no such worker) or -ENOMEM, in which case @fn
+ * never runs and the caller keeps @arg.
+ */
+int msg_call(struct msg_hub *hub, int worker, msg_fn *fn, void *arg);
+
+/*
+ * Sends @len bytes of @buf (borrowed; copied) to connection @id, as if
+ * its worker had replied them outside a handler call.  Any thread.
+ * Returns 0 (queued; dropped and counted if the connection is gone by
+ * then), -EINVAL (an id of no worker) or -ENOMEM.
+ */
+int msg_reply(struct msg_hub *hub, uint64_t id, const void *buf,
+    size_t len);
+
+/*
+ * Makes connection @id's ops->wake() run on its worker, as evio's Wake
+ * does.  Any thread, a pool job included.  Returns 0, -EINVAL or
+ * -ENOMEM, as msg_reply().
+ */
+int msg_wake(struct msg_hub *hub, uint64_t id);
 
 /* The built-in handlers, NULL-terminated, in --protocols order. */
 extern const struct proto_ops *const proto_handlers[];
