@@ -39,6 +39,7 @@ enum conn_flags {
 	CONN_BROKEN = 1 << 4,	/* a write failed; free once the handler
 				 * returns */
 	CONN_ABORTED = 1 << 5,	/* conn_abort() in its own handler call */
+	CONN_HELD = 1 << 6,	/* reading stopped by conn_hold_input() */
 };
 
 /* Input the handler has not consumed yet; exists only while non-empty. */
@@ -157,7 +158,7 @@ static void conn_resume(struct conn *c)
 {
 	c->flags &= ~CONN_PAUSED;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	if (!(c->flags & CONN_CLOSING))
+	if (!(c->flags & (CONN_CLOSING | CONN_HELD)))
 		bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -751,4 +752,23 @@ void conn_env_release(struct conn_env *env)
 		env->locals[i].local = NULL;
 	}
 	idmap_release(&env->ids);
+}
+
+/* --- input held by the handler (proto.h) --------------------------------- */
+
+void conn_hold_input(struct conn *c, bool hold)
+{
+	if (hold) {
+		c->flags |= CONN_HELD;
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->flags &= ~CONN_HELD;
+	if (!(c->flags & (CONN_CLOSING | CONN_PAUSED)))
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+void conn_count_overflow(struct conn *c)
+{
+	stat_add(&c->env->stats.output_overflows, 1);
 }

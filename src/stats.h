@@ -53,7 +53,9 @@ static inline uint64_t stat_get(stat_t *s)
 	/* commands served, as the handlers count them */		\
 	X(requests, "requests")						\
 	/* messages for a connection that had gone (msg.h) */		\
-	X(msgs_dropped, "msgs_dropped")
+	X(msgs_dropped, "msgs_dropped")				\
+	/* closed: output over the handler's cap (pub/sub limit) */	\
+	X(output_overflows, "output_overflows")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\

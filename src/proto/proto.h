@@ -37,6 +37,7 @@
 #ifndef PROTO_H
 #define PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -271,6 +272,19 @@ int msg_reply(struct msg_hub *hub, uint64_t id, const void *buf,
  * -ENOMEM, as msg_reply().
  */
 int msg_wake(struct msg_hub *hub, uint64_t id);
+
+/*
+ * Stops (@hold true) or resumes reading @c's socket, for a handler that
+ * must wait for something other than its own output, as resp's PUBLISH
+ * waits for its messages to drain (src/pubsub.h, "Flow control").
+ * Independent of the output backpressure: reading resumes when neither
+ * holds it.  Owning worker only.
+ */
+void conn_hold_input(struct conn *c, bool hold);
+
+/* Counts @c in output_overflows: closed for output over the handler's
+ * cap (resp's pub/sub limit); call it next to conn_abort(). */
+void conn_count_overflow(struct conn *c);
 
 /* The built-in handlers, NULL-terminated, in --protocols order. */
 extern const struct proto_ops *const proto_handlers[];
