@@ -74,7 +74,7 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
 	src/proto/line.o src/proto/reverse.o src/proto/resp.o \
 	src/proto/resp_parse.o src/proto/resp_reply.o src/proto/resp_cmd.o \
-	src/proto/resp_server.o
+	src/proto/resp_server.o src/proto/resp_pubsub.o
 # The shared state the resp handler serves: the key-value store
 # (src/store.h), and pub/sub (src/pubsub.h) with its glob matcher.
 STORE_OBJS = src/store.o src/pubsub.o src/common/glob.o

@@ -35,6 +35,7 @@ enum {
 	OPT_MAX_LINE,
 	OPT_MAX_BULK,
 	OPT_MAX_MEMORY,
+	OPT_PUBSUB_LIMIT,
 };
 
 static const struct option long_options[] = {
@@ -56,6 +57,7 @@ static const struct option long_options[] = {
 	{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+	{ "pubsub-limit", required_argument, NULL, OPT_PUBSUB_LIMIT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -77,6 +79,10 @@ void options_init(struct options *o)
 	o->protocol = proto_handlers[0];
 	o->max_line = 8 * 1024;
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
+	/* redis's client-output-buffer-limit pubsub 32mb 8mb 60. */
+	o->pubsub_hard = (size_t)32 << 20;
+	o->pubsub_soft = (size_t)8 << 20;
+	o->pubsub_seconds = 60;
 	o->log_level = LL_INFO;
 }
 
@@ -104,6 +110,10 @@ void options_usage(FILE *out)
 "                          most 512M)\n"
 "      --max-memory BYTES  resp's key space: writes past it get -OOM\n"
 "                          (default 0: no limit)\n"
+"      --pubsub-limit HARD[:SOFT:SECS]\n"
+"                          close a resp subscriber whose pending output\n"
+"                          passes HARD, or stays past SOFT for SECS\n"
+"                          (default 32M:8M:60, as redis; 0: no limit)\n"
 "  -t, --threads N         worker threads (default: the CPUs this process\n"
 "                          may run on)\n"
 "  -b, --backlog N         listen backlog (default 1024)\n"
@@ -200,6 +210,36 @@ static int parse_bytes(const char *s, uint64_t min, uint64_t max,
 }
 
 #define WATER_MAX ((uint64_t)1 << 40)
+
+/* --pubsub-limit HARD[:SOFT:SECONDS]; HARD alone has no soft limit. */
+static int parse_pubsub_limit(struct options *o, const char *arg)
+{
+	char hard[32], soft[32];
+	const char *c1 = strchr(arg, ':'), *c2 = c1 ? strchr(c1 + 1, ':') :
+	    NULL;
+	size_t h, sf = 0;
+	double secs = 0;
+
+	if (!c1) {
+		if (parse_bytes(arg, 0, WATER_MAX, &h))
+			return -1;
+	} else {
+		if (!c2 || (size_t)(c1 - arg) >= sizeof(hard) ||
+		    (size_t)(c2 - c1 - 1) >= sizeof(soft))
+			return -1;
+		snprintf(hard, sizeof(hard), "%.*s", (int)(c1 - arg), arg);
+		snprintf(soft, sizeof(soft), "%.*s", (int)(c2 - c1 - 1),
+		    c1 + 1);
+		if (parse_bytes(hard, 0, WATER_MAX, &h) ||
+		    parse_bytes(soft, 0, WATER_MAX, &sf) ||
+		    parse_seconds(c2 + 1, 86400 * 365, &secs))
+			return -1;
+	}
+	o->pubsub_hard = h;
+	o->pubsub_soft = sf;
+	o->pubsub_seconds = secs;
+	return 0;
+}
 
 /* Splits "[PROTO@]ADDR[:PORT]" now that --protocol and --port are known. */
 static int resolve_listen(const struct options *o, struct options_listen *l,
@@ -328,6 +368,10 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 			break;
 		case OPT_MAX_MEMORY:
 			if (parse_bytes(arg, 0, WATER_MAX, &o->max_memory))
+				goto bad_value;
+			break;
+		case OPT_PUBSUB_LIMIT:
+			if (parse_pubsub_limit(o, arg))
 				goto bad_value;
 			break;
 		case 'v':

@@ -143,7 +143,8 @@ struct pubsub_local {
 	struct pubsub *ps;
 	int worker;
 	struct ps_table chans, pats;
-	struct local_entry *pat_list;
+	struct local_entry *pat_list;	/* oldest first */
+	struct local_entry *pat_tail;
 	struct ps_batch **out;		/* per destination worker */
 	unsigned char *want;		/* publish scratch, per worker */
 	struct pubsub_sub *touched;	/* served by the batch running */
@@ -163,6 +164,7 @@ struct pubsub {
 	struct reg_entry *patterns;	/* every pattern, for publish */
 	struct pubsub_local *locals;
 	atomic_ulong lost;
+	atomic_bool stopped;	/* pubsub_stop(): post nothing */
 };
 
 /* Registers one more (@delta 1) or one less (-1) subscription of worker
@@ -321,6 +323,8 @@ static void local_entry_free(struct pubsub_local *l, struct local_entry *e)
 			l->pat_list = e->next;
 		if (e->next)
 			e->next->prev = e->prev;
+		else
+			l->pat_tail = e->prev;
 	}
 	free(e);
 }
@@ -396,10 +400,14 @@ int pubsub_subscribe(struct pubsub_local *l, struct pubsub_sub *sub,
 			goto fail;
 		}
 		if (pattern) {
-			e->next = l->pat_list;
-			if (e->next)
-				e->next->prev = e;
-			l->pat_list = e;
+			/* Matched in subscription order, so a subscriber of
+			 * several patterns gets its pmessages in that order. */
+			e->prev = l->pat_tail;
+			if (e->prev)
+				e->prev->next = e;
+			else
+				l->pat_list = e;
+			l->pat_tail = e;
 		}
 		fresh = true;
 	}
@@ -545,6 +553,8 @@ static void post_credit(struct pubsub_local *from)
 {
 	struct pubsub *ps = from->ps;
 
+	if (atomic_load(&ps->stopped))
+		return;
 	if (ps->o.post(ps->o.post_ctx, from->worker, &from->credit) < 0)
 		atomic_store(&from->credit_wanted, true);	/* next time */
 }
@@ -808,6 +818,11 @@ void pubsub_free(struct pubsub *ps)
 	table_release(&ps->pats);
 	pthread_rwlock_destroy(&ps->lock);
 	free(ps);
+}
+
+void pubsub_stop(struct pubsub *ps)
+{
+	atomic_store(&ps->stopped, true);
 }
 
 struct pubsub_local *pubsub_local(struct pubsub *ps, int worker)

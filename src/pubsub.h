@@ -102,6 +102,11 @@ struct pubsub *pubsub_new(const struct pubsub_options *o);
  * every posted message run. */
 void pubsub_free(struct pubsub *ps);
 
+/* No more posts from now on: batches that still run (a worker being
+ * released runs what its queue holds) post no credit back.  Call once
+ * the workers have stopped, before they are released. */
+void pubsub_stop(struct pubsub *ps);
+
 /* Worker @worker's local map (borrowed, as long as @ps). */
 struct pubsub_local *pubsub_local(struct pubsub *ps, int worker);
 

@@ -48,6 +48,7 @@ struct server {
 	int next_worker;	/* round-robin cursor */
 	struct worker_config wcfg;
 	struct msg_hub hub;	/* the workers, for messages (msg.h) */
+	struct pubsub *pubsub;	/* resp's channels (pubsub.h) */
 	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;
 	struct event *sweep_timer;	/* expires keys in the store */

@@ -78,6 +78,43 @@ void conn_count_requests(struct conn *c, uint64_t n)
 	c->requests += n;
 }
 
+/*
+ * The cross-worker calls resp's pub/sub makes.  The harness has no
+ * workers and no pub/sub (config.pubsub is NULL, so resp replies that
+ * there is none and never gets this far); a handler that calls them
+ * anyway has broken that contract.
+ */
+struct conn_env *conn_worker(struct conn *c)
+{
+	c->violation = "conn_worker() without a server";
+	return NULL;
+}
+
+int conn_env_index(const struct conn_env *env)
+{
+	return 0;
+}
+
+size_t conn_output_size(const struct conn *c)
+{
+	return 0;
+}
+
+void conn_abort(struct conn *c)
+{
+	c->violation = "conn_abort() without a server";
+}
+
+void conn_hold_input(struct conn *c, bool hold)
+{
+	c->violation = "conn_hold_input() without a server";
+}
+
+void conn_count_overflow(struct conn *c)
+{
+	c->violation = "conn_count_overflow() without a server";
+}
+
 /* Brackets one handler call: conn_reply() is allowed, and may point
  * into @in (NULL for open()). */
 static void harness_call_begin(struct conn *c, const char *in, size_t len)

@@ -46,6 +46,7 @@
 struct conn;
 struct conn_env;
 struct msg_hub;
+struct pubsub;
 struct store;
 
 /* Returned by open() or data() to close the connection. */
@@ -79,6 +80,14 @@ struct proto_config {
 	struct msg_hub *hub;	/* every worker, for messages across
 				 * threads ("Across threads" below);
 				 * NULL where there is no server */
+	struct pubsub *pubsub;	/* resp's channels, shared by every
+				 * worker (pubsub.h); NULL: none */
+	struct proto_pubsub_limit {
+		size_t hard;	/* a subscriber's pending output past
+				 * which it is closed; 0: none */
+		size_t soft;	/* ... past which for seconds; 0: none */
+		double seconds;
+	} pubsub_limit;		/* --pubsub-limit */
 
 	/* Fills @out; callable from any worker thread.  NULL where there
 	 * is no server (the unit tests). */

@@ -25,12 +25,19 @@
 int resp_cmd_ping(struct conn *c, struct resp_conn *rc,
     const struct resp_arg *argv, size_t argc)
 {
-	if (argc > 2)
+	if (argc > 2) {
 		resp_reply_arity(c, "ping");
-	else if (argc == 2)
+	} else if (resp_subscribed(rc)) {
+		/* RESP2 subscribed mode: a push-shaped pair, as redis. */
+		resp_reply_array(c, 2);
+		resp_reply_bulk_str(c, "pong");
+		resp_reply_bulk(c, argc == 2 ? argv[1].p : "",
+		    argc == 2 ? argv[1].len : 0);
+	} else if (argc == 2) {
 		resp_reply_bulk(c, argv[1].p, argv[1].len);
-	else
+	} else {
 		conn_reply(c, "+PONG\r\n", 7);
+	}
 	return 0;
 }
 
