@@ -111,7 +111,7 @@ BENCH_PEERS = bench/peer_bufferevent bench/peer_seed \
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
-	$(EXAMPLES:%=%.o) bench/bench_workqueue.o
+	$(EXAMPLES:%=%.o) bench/bench_workqueue.o bench/pubsub_client.o
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
 
@@ -386,6 +386,18 @@ bench: echoserver echobench $(BENCH_PEERS)
 bench-resp: echoserver
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/resp.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_RESP_ARGS)
+
+# Pub/sub: 1 publisher, 1,000 subscribers, 64 B messages, echoserver
+# against redis-server 7, interleaved (bench/pubsub.py, driving the C
+# client bench/pubsub_client): docs/benchmarks-pubsub.md, under the same
+# lock.  BENCH_QUICK=1 is the three-minute version.
+BENCH_PUBSUB_ARGS =
+bench/pubsub_client: bench/pubsub_client.o src/common/procstat.o \
+		src/common/fdlimit.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^
+bench-pubsub: echoserver bench/pubsub_client
+	flock -w 900 $(BENCH_LOCK) /usr/bin/python3 bench/pubsub.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_PUBSUB_ARGS)
 
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS

@@ -92,7 +92,7 @@ static void resp_release(struct conn *c, void *state)
 const struct proto_ops proto_resp = {
 	.name = "resp",
 	.summary = "redis protocol (RESP2): PING, GET, SET, INCR, MGET, ... "
-	    "on the shared store",
+	    "on the shared store, and PUBLISH/SUBSCRIBE across workers",
 	.state_size = sizeof(struct resp_conn),
 	.max_pending = RESP_MAX_PENDING,
 	.open = resp_open,
