@@ -148,6 +148,8 @@ struct pubsub_local {
 	struct ps_batch **out;		/* per destination worker */
 	unsigned char *want;		/* publish scratch, per worker */
 	struct pubsub_sub *touched;	/* served by the batch running */
+	char *scratch;			/* pubsub_scratch() */
+	size_t scratch_cap;
 	struct pubsub_waiter *waiters;
 
 	/* Shared with the other workers. */
@@ -487,9 +489,25 @@ void pubsub_sub_release(struct pubsub_local *l, struct pubsub_sub *sub)
 
 /* --- delivery ------------------------------------------------------------ */
 
+char *pubsub_scratch(struct pubsub_local *l, size_t len)
+{
+	if (l->scratch_cap < len) {
+		size_t cap = l->scratch_cap ? l->scratch_cap : 256;
+		char *p;
+
+		while (cap < len)
+			cap *= 2;
+		p = realloc(l->scratch, cap);
+		if (!p)
+			return NULL;
+		l->scratch = p;
+		l->scratch_cap = cap;
+	}
+	return l->scratch;
+}
+
 static void deliver(struct pubsub_local *l, struct pubsub_sub *sub,
-    const char *pat, size_t plen, const char *ch, size_t chlen,
-    const char *msg, size_t mlen)
+    struct pubsub_delivery *d)
 {
 	if (sub->flags & PUBSUB_SUB_REFUSED)
 		return;
@@ -498,7 +516,11 @@ static void deliver(struct pubsub_local *l, struct pubsub_sub *sub,
 		sub->touched_next = l->touched;
 		l->touched = sub;
 	}
-	if (sub->ops->message(sub, pat, plen, ch, chlen, msg, mlen) < 0)
+	if (d->wire_ops != sub->ops) {
+		d->wire = NULL;		/* formatted for another protocol */
+		d->wire_ops = sub->ops;
+	}
+	if (sub->ops->message(sub, d) < 0)
 		sub->flags |= PUBSUB_SUB_REFUSED;
 }
 
@@ -517,19 +539,24 @@ static void batch_deliver(struct pubsub_local *l, const struct ps_batch *b)
 		ch = p + sizeof(h);
 		msg = ch + h.chlen;
 		p = msg + h.mlen;
+		struct pubsub_delivery d = { .ch = ch, .chlen = h.chlen,
+		    .msg = msg, .mlen = h.mlen, .local = l };
+
 		e = (struct local_entry *)table_find(&l->chans,
 		    ps_hash(l->ps->seed, ch, h.chlen), ch, h.chlen);
 		for (struct pubsub_member *m = e ? e->members : NULL; m;
 		    m = m->enext)
-			deliver(l, m->sub, NULL, 0, ch, h.chlen, msg, h.mlen);
+			deliver(l, m->sub, &d);
 		for (e = l->pat_list; e; e = e->next) {
 			if (!glob_match(e->node.name, e->node.len, ch, h.chlen,
 			    0))
 				continue;
+			d.pat = e->node.name;
+			d.plen = e->node.len;
+			d.wire = NULL;
 			for (struct pubsub_member *m = e->members; m;
 			    m = m->enext)
-				deliver(l, m->sub, e->node.name, e->node.len,
-				    ch, h.chlen, msg, h.mlen);
+				deliver(l, m->sub, &d);
 		}
 	}
 	/* Nothing can unsubscribe while the messages are queued; now
@@ -810,6 +837,7 @@ void pubsub_free(struct pubsub *ps)
 			free(l->out[d]);
 		free(l->out);
 		free(l->want);
+		free(l->scratch);
 		table_release(&l->chans);
 		table_release(&l->pats);
 	}

@@ -116,17 +116,39 @@ unsigned long pubsub_lost(struct pubsub *ps);
 /* --- subscribers -------------------------------------------------------- */
 
 struct pubsub_sub;
+struct pubsub_sub_ops;
+
+/*
+ * One message as it reaches a worker's subscribers: the channel and the
+ * message, and the pattern that matched (NULL for a channel
+ * subscription), all borrowed for the delivery.  @wire is the message
+ * as its subscribers' protocol sends it: NULL for the first subscriber,
+ * whose message() formats it (in pubsub_scratch(), say) and sets it, so
+ * that the others of the same @wire_ops only copy it.  Formatting once
+ * per message instead of once per subscriber is what a fan-out to
+ * thousands needs.
+ */
+struct pubsub_delivery {
+	const char *pat, *ch, *msg;
+	size_t plen, chlen, mlen;
+	const char *wire;
+	size_t wire_len;
+	const struct pubsub_sub_ops *wire_ops;
+	struct pubsub_local *local;	/* the worker delivering */
+};
+
+/* A scratch buffer of at least @len bytes owned by @l, valid until the
+ * next call on @l; NULL if memory ran out.  @l's worker only. */
+char *pubsub_scratch(struct pubsub_local *l, size_t len);
 
 struct pubsub_sub_ops {
 	/*
-	 * One message for @sub: @ch and @msg, and @pat (NULL for a channel
-	 * subscription) that matched; all borrowed until return.  Queue it
-	 * without writing.  Returns 0, or -1 if @sub cannot take it (over
-	 * its output limit): it then gets nothing more from this batch,
-	 * and drop() instead of flush().
+	 * One message for @sub (@d borrowed until return; see struct
+	 * pubsub_delivery).  Queue it without writing.  Returns 0, or -1
+	 * if @sub cannot take it (over its output limit): it then gets
+	 * nothing more from this batch, and drop() instead of flush().
 	 */
-	int (*message)(struct pubsub_sub *sub, const char *pat, size_t plen,
-	    const char *ch, size_t chlen, const char *msg, size_t mlen);
+	int (*message)(struct pubsub_sub *sub, struct pubsub_delivery *d);
 	/* After a batch: write what message() queued. */
 	void (*flush)(struct pubsub_sub *sub);
 	/* After a batch in which message() refused: close the subscriber.

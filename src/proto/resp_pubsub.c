@@ -60,14 +60,37 @@ static int out_add(struct resp_conn *rc, const void *p, size_t len)
 	return 0;
 }
 
-/* A bulk string into the message buffer. */
-static int out_bulk(struct resp_conn *rc, const char *p, size_t len)
+/* Appends a bulk string of @len bytes at @p to @out; returns the end. */
+static char *put_bulk(char *out, const char *p, size_t len)
 {
-	char head[32];
-	int n = snprintf(head, sizeof(head), "$%zu\r\n", len);
+	out += sprintf(out, "$%zu\r\n", len);
+	memcpy(out, p, len);
+	memcpy(out + len, "\r\n", 2);
+	return out + len + 2;
+}
 
-	return out_add(rc, head, (size_t)n) || out_add(rc, p, len) ||
-	    out_add(rc, "\r\n", 2) ? -1 : 0;
+/* The push for @d, formatted once per message in the worker's scratch:
+ * "*3 $7 message $ch $msg" or "*4 $8 pmessage $pat $ch $msg". */
+static const char *wire(struct pubsub_delivery *d)
+{
+	char *buf, *p;
+
+	if (d->wire)
+		return d->wire;
+	buf = pubsub_scratch(d->local, d->plen + d->chlen + d->mlen + 128);
+	if (!buf)
+		return NULL;
+	if (d->pat) {
+		p = buf + sprintf(buf, "*4\r\n$8\r\npmessage\r\n");
+		p = put_bulk(p, d->pat, d->plen);
+	} else {
+		p = buf + sprintf(buf, "*3\r\n$7\r\nmessage\r\n");
+	}
+	p = put_bulk(p, d->ch, d->chlen);
+	p = put_bulk(p, d->msg, d->mlen);
+	d->wire = buf;
+	d->wire_len = (size_t)(p - buf);
+	return buf;
 }
 
 /*
@@ -95,23 +118,15 @@ static bool over_limit(struct resp_conn *rc, size_t pending)
 	return (double)(now - rc->soft_since) >= lim->seconds * 1000;
 }
 
-static int sub_message(struct pubsub_sub *sub, const char *pat, size_t plen,
-    const char *ch, size_t chlen, const char *msg, size_t mlen)
+static int sub_message(struct pubsub_sub *sub, struct pubsub_delivery *d)
 {
 	struct resp_conn *rc = sub_conn(sub);
-	size_t size = conn_output_size(rc->conn) + rc->ps_len + chlen + mlen +
-	    (pat ? plen : 0) + 64;
+	const char *w = wire(d);
 
-	if (over_limit(rc, size))
+	if (!w || over_limit(rc, conn_output_size(rc->conn) + rc->ps_len +
+	    d->wire_len))
 		return -1;
-	if (pat) {
-		if (out_add(rc, "*4\r\n$8\r\npmessage\r\n", 18) ||
-		    out_bulk(rc, pat, plen))
-			return -1;
-	} else if (out_add(rc, "*3\r\n$7\r\nmessage\r\n", 17)) {
-		return -1;
-	}
-	return out_bulk(rc, ch, chlen) || out_bulk(rc, msg, mlen) ? -1 : 0;
+	return out_add(rc, w, d->wire_len);
 }
 
 /* One write for everything the batch brought. */
