@@ -57,6 +57,8 @@ struct resp_conn {
 	bool published;		/* PUBLISH in this read: flush after */
 	char *ps_out;		/* messages of the batch running */
 	size_t ps_len, ps_cap;
+	size_t ps_base;		/* output pending when the batch began */
+	const struct proto_pubsub_limit *limit;	/* conn_config()'s */
 	uint64_t soft_since;	/* ms over the soft limit since; 0: not */
 };
 
