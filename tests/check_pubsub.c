@@ -47,9 +47,12 @@ static void setup(void)
 	start("32m:8m:60");
 }
 
+/* A clean stop, whose exit status also carries what a sanitizer or
+ * valgrind found in the server during the test. */
 static void teardown(void)
 {
-	test_server_stop(&server, SIGKILL);
+	if (server.pid > 0)
+		free(test_server_stop_clean(&server));
 	test_server_cleanup(&server);
 	if (redis_pid > 0) {
 		kill(redis_pid, SIGKILL);
@@ -717,7 +720,8 @@ START_TEST(test_pubsub_slow_subscriber_is_cut_off_at_the_hard_limit)
 	int slow;
 	char *log;
 
-	teardown();
+	test_server_stop(&server, SIGKILL);
+	test_server_cleanup(&server);
 	start("2m");
 	slow = slow_subscriber("flood");
 	for (int i = 0; i < 2; i++) {
@@ -766,7 +770,8 @@ START_TEST(test_pubsub_slow_subscriber_is_cut_off_after_the_soft_period)
 	uint64_t t0, deadline = deadline_s(60);
 	int slow, cut = 0;
 
-	teardown();
+	test_server_stop(&server, SIGKILL);
+	test_server_cleanup(&server);
 	start("64m:256k:1");
 	slow = slow_subscriber("soft");
 	client_open(&fast, RESP_PORT);
