@@ -50,6 +50,9 @@ CHECK_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS ?= $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 GLIB_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags glib-2.0 2>/dev/null)
 GLIB_LIBS ?= $(shell $(PKG_CONFIG) --libs glib-2.0 2>/dev/null)
+# libcrypto's EVP digests, for the sha256 handler.
+LIBCRYPTO_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
+LIBCRYPTO_LIBS ?= $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
 WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wno-unused-parameter
@@ -67,20 +70,20 @@ endif
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
-	src/idmap.o src/msg.o
+	src/idmap.o src/msg.o src/offload.o src/ticker.o
 
 # The protocol handlers (src/proto/proto.h; docs/protocols.md).  They see
 # no libevent type, so the unit tests link them with a fake connection.
 PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
 	src/proto/line.o src/proto/reverse.o src/proto/resp.o \
 	src/proto/resp_parse.o src/proto/resp_reply.o src/proto/resp_cmd.o \
-	src/proto/resp_server.o src/proto/resp_pubsub.o
+	src/proto/resp_server.o src/proto/resp_pubsub.o src/proto/sha256.o
 # The shared state the resp handler serves: the key-value store
 # (src/store.h), and pub/sub (src/pubsub.h) with its glob matcher.
 STORE_OBJS = src/store.o src/pubsub.o src/common/glob.o
 # The worked example of docs/protocols.md: built, and tested through the
 # harness, but not registered.
-PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o
+PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o docs/examples/proto_clock.o
 
 # The load generator; see docs/benchmarks.md.
 ECHOBENCH_OBJS = src/echobench/echobench.o src/echobench/loadgen.o \
@@ -98,7 +101,7 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_hardening tests/check_histogram tests/check_echobench \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
-	tests/check_resp_cli tests/check_idmap tests/check_msg \
+	tests/check_resp_cli tests/check_idmap tests/check_msg tests/check_offload \
 	tests/check_glob tests/check_pubsub
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
@@ -111,12 +114,14 @@ BENCH_PEERS = bench/peer_bufferevent bench/peer_seed \
 ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(BENCH_PEERS:%=%.o) \
-	$(EXAMPLES:%=%.o) bench/bench_workqueue.o bench/pubsub_client.o
+	$(EXAMPLES:%=%.o) bench/bench_workqueue.o bench/offload_client.o \
+	bench/pubsub_client.o
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS)
 
-echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS)
+echoserver: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) libworkqueue.a
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBEVENT_LIBS) \
+		$(LIBCRYPTO_LIBS)
 
 echobench: $(ECHOBENCH_OBJS)
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ -lm
@@ -151,10 +156,13 @@ src/workqueue/wq_example: src/workqueue/wq_example.o libworkqueue.a
 
 # One clear line naming what is missing, instead of a wall of compiler errors.
 # `make deps` installs the packages on Debian.
-DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check
+DEBIAN_PACKAGES = build-essential pkg-config libevent-dev check libssl-dev
 need-libevent:
 	@$(PKG_CONFIG) --exists 'libevent >= 2.1' 2>/dev/null || { echo \
 	"echoserver: libevent 2.1 not found; install it with: sudo apt-get install -y pkg-config libevent-dev (or run 'make deps')" >&2; \
+	exit 1; }
+	@$(PKG_CONFIG) --exists libcrypto 2>/dev/null || { echo \
+	"echoserver: libcrypto not found; install it with: sudo apt-get install -y libssl-dev (or run 'make deps')" >&2; \
 	exit 1; }
 need-check: need-libevent
 	@$(PKG_CONFIG) --exists check 2>/dev/null || { echo \
@@ -178,7 +186,8 @@ BUILD-FLAGS: FORCE
 		echo "$$flags" >$@; fi
 
 %.o: %.c BUILD-FLAGS | need-libevent
-	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) -MMD -MP -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBCRYPTO_CFLAGS) \
+		-MMD -MP -c -o $@ $<
 
 tests/%.o: tests/%.c BUILD-FLAGS | need-check
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(LIBEVENT_CFLAGS) $(CHECK_CFLAGS) \
@@ -192,11 +201,15 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o src/idmap.o $(PROTO_OBJS) $(STORE_OBJS)
+		src/conn.o src/idmap.o src/offload.o src/worker.o \
+		src/conn_queue.o src/msg.o $(PROTO_OBJS) $(STORE_OBJS) \
+		libworkqueue.a
 tests/check_idmap: tests/check_idmap.o $(TESTUTIL) src/idmap.o
 # Real worker threads and connections, with a test handler.
 tests/check_msg: tests/check_msg.o $(TESTUTIL) src/worker.o src/conn.o \
-		src/conn_queue.o src/msg.o src/idmap.o src/log.o
+		src/conn_queue.o src/msg.o src/idmap.o src/log.o \
+		src/offload.o src/ticker.o docs/examples/proto_clock.o \
+		libworkqueue.a
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
@@ -204,6 +217,7 @@ tests/check_glob: tests/check_glob.o $(TESTUTIL) src/common/glob.o
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
+tests/check_offload: tests/check_offload.o $(TESTUTIL)
 tests/check_pubsub: tests/check_pubsub.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
@@ -219,23 +233,25 @@ tests/check_workqueue: tests/check_workqueue.o $(TESTUTIL) \
 # server objects and no libevent.
 tests/check_proto: tests/check_proto.o tests/proto_harness.o $(PROTO_OBJS) \
 		$(STORE_OBJS) $(PROTO_EXAMPLE_OBJS) $(TESTUTIL)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
+		$(LIBCRYPTO_LIBS)
 # resp through the same harness, on a real store (or the test-only one).
 tests/check_resp: tests/check_resp.o tests/proto_harness.o $(PROTO_OBJS) \
 		$(STORE_OBJS) $(TESTUTIL)
-	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS)
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
+		$(LIBCRYPTO_LIBS)
 OWN_LINK_TESTS = tests/check_workqueue tests/check_proto tests/check_resp
 $(filter-out $(OWN_LINK_TESTS),$(TESTS)) $(STRESS_TESTS):
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CHECK_LIBS) \
-		$(LIBEVENT_LIBS) -lm
+		$(LIBEVENT_LIBS) $(LIBCRYPTO_LIBS) -lm
 
 # The server's own objects with chosen calls made to fail (tests/faults.c).
 FAULT_WRAPS = -Wl,--wrap=bufferevent_socket_new \
 	-Wl,--wrap=conn_queue_item_new -Wl,--wrap=write
 tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
-		tests/faults.o
+		tests/faults.o libworkqueue.a
 	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) $(FAULT_WRAPS) -o $@ $^ \
-		$(LIBEVENT_LIBS)
+		$(LIBEVENT_LIBS) $(LIBCRYPTO_LIBS)
 
 # libFuzzer runs through the harness: tests/fuzz_proto.c over the line
 # handlers and the example, tests/fuzz_resp.c over resp and its parser.
@@ -262,10 +278,12 @@ FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),\
 tests/fuzz_proto: tests/fuzz_proto.c $(FUZZ_COMMON_SRCS) \
 		$(PROTO_EXAMPLE_OBJS:.o=.c) $(FUZZ_HEADERS)
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
-		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) \
+		$(LIBCRYPTO_LIBS)
 tests/fuzz_resp: tests/fuzz_resp.c $(FUZZ_COMMON_SRCS) $(FUZZ_HEADERS)
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
-		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) \
+		$(LIBCRYPTO_LIBS)
 # The glob matcher alone: no harness, no handler.
 tests/fuzz_glob: tests/fuzz_glob.c src/common/glob.c src/common/glob.h
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc $(WARNINGS) \
@@ -283,7 +301,8 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 # `make check` runs every suite; CK_RUN_SUITE / CK_RUN_CASE pick one, and
 # TEST_WRAPPER runs the spawned server under valgrind or similar.
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
-	tests/check_protocols tests/check_resp_cli tests/check_pubsub
+	tests/check_protocols tests/check_resp_cli tests/check_offload \
+	tests/check_pubsub
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).
@@ -387,6 +406,16 @@ bench-resp: echoserver
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/resp.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_RESP_ARGS)
 
+# The sha256 handler inline and offloaded, with a PING probe beside it
+# (bench/offload.py): docs/benchmarks-offload.md, under the same lock.
+# BENCH_OFFLOAD_ARGS passes more options (--rounds, --conns, --depth,
+# --line, --duration, --out).
+BENCH_OFFLOAD_ARGS =
+bench/offload_client: bench/offload_client.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBCRYPTO_LIBS)
+bench-offload: echoserver bench/offload_client
+	flock $(BENCH_LOCK) /usr/bin/python3 bench/offload.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_OFFLOAD_ARGS)
 # Pub/sub: 1 publisher, 1,000 subscribers, 64 B messages, echoserver
 # against redis-server 7, interleaved (bench/pubsub.py, driving the C
 # client bench/pubsub_client): docs/benchmarks-pubsub.md, under the same
@@ -443,6 +472,7 @@ clean:
 	rm -f $(PROGRAMS) $(LIBS) $(TESTS) $(TEST_PROGRAMS) $(BENCH_PEERS) \
 		tests/fuzz_proto tests/fuzz_resp \
 		$(STRESS_TESTS) $(EXAMPLES) bench/bench_workqueue \
+		bench/offload_client \
 		BUILD-FLAGS BUILD-PREFIX $(ALL_OBJS) $(ALL_OBJS:.o=.d)
 	rm -rf tests/tmp bench/.baseline
 
@@ -451,6 +481,7 @@ distclean: clean
 		autom4te.cache aclocal.m4
 
 .PHONY: all check check-valgrind fuzz stress stress-small stress-tsan \
-	stress-leaks run bench bench-resp bench-workqueue install uninstall \
+	stress-leaks run bench bench-resp bench-offload bench-workqueue \
+	install uninstall \
 	install-workqueue uninstall-workqueue clean distclean deps \
 	need-libevent need-check FORCE

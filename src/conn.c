@@ -39,7 +39,33 @@ enum conn_flags {
 	CONN_BROKEN = 1 << 4,	/* a write failed; free once the handler
 				 * returns */
 	CONN_ABORTED = 1 << 5,	/* conn_abort() in its own handler call */
-	CONN_HELD = 1 << 6,	/* reading stopped by conn_hold_input() */
+	CONN_JOB_WAIT = 1 << 6,	/* a job could not be submitted: not read
+				 * until one comes back (conn_job_wait) */
+	CONN_RETRY_LISTED = 1 << 7,	/* on env->job_waiters */
+	CONN_HELD = 1 << 8,	/* reading stopped by conn_hold_input() */
+};
+
+/*
+ * One place in a connection's reply order while jobs are in flight
+ * (conn.h, "Ordered replies"): a job's result to come (seq > 0, not
+ * ready until it is back) or replies made meanwhile (seq 0, ready).
+ */
+struct conn_slot {
+	struct conn_slot *next;
+	uint64_t seq;
+	bool ready;
+	_Atomic bool *cancel;	/* the job's flag, until it is back */
+	char *data;		/* owned */
+	size_t len, cap;
+};
+
+/* A connection's jobs; allocated at its first job. */
+struct conn_jobs {
+	struct conn_slot *head, *tail;	/* reply order */
+	unsigned in_flight;
+	uint64_t next_seq;
+	size_t bytes;		/* held in slots */
+	struct conn *wait_next;	/* env->job_waiters */
 };
 
 /* Input the handler has not consumed yet; exists only while non-empty. */
@@ -58,6 +84,7 @@ struct conn {
 	int fd;
 	unsigned flags;
 	uint64_t id;		/* env->ids; never reused */
+	struct conn_jobs *jobs;	/* NULL until it offloads */
 	/* The handler's state follows, at CONN_STATE_OFFSET, when it has
 	 * any. */
 };
@@ -108,6 +135,8 @@ static size_t conn_batch_drop(struct conn *c)
 	return len;
 }
 
+static size_t conn_jobs_free(struct conn *c);
+
 void conn_free(struct conn *c)
 {
 	struct conn_env *env = c->env;
@@ -117,6 +146,8 @@ void conn_free(struct conn *c)
 	if (c->ops->release)
 		c->ops->release(c, conn_state(c));
 	idmap_del(&env->ids, c->id);
+	if (c->jobs)
+		gathered += conn_jobs_free(c);
 	if (gathered)
 		stat_add(&env->stats.dropped_bytes, gathered);
 	if (pending) {
@@ -158,7 +189,7 @@ static void conn_resume(struct conn *c)
 {
 	c->flags &= ~CONN_PAUSED;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	if (!(c->flags & (CONN_CLOSING | CONN_HELD)))
+	if (!(c->flags & (CONN_CLOSING | CONN_JOB_WAIT | CONN_HELD)))
 		bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -174,7 +205,8 @@ static void conn_break(struct conn *c, int err)
 	log_verbose("connection fd %d: write: %s", c->fd, strerror(err));
 	/* Outside its own handler call nobody reaps it afterwards, and
 	 * whoever replied may still hold it: let its read callback free
-	 * it, on a later turn of the loop. */
+	 * it, on a later turn of the loop, even if reading is off
+	 * (docs/design.md, fact X1). */
 	if (b->owner != c || b->loose)
 		event_active(&c->bev->ev_read, EV_READ, 0);
 }
@@ -288,6 +320,8 @@ static void conn_batch_add(struct conn_batch *b, const char *p, size_t len)
 	b->len += len;
 }
 
+static void conn_slot_append(struct conn *c, const char *p, size_t len);
+
 void conn_reply(struct conn *c, const void *buf, size_t len)
 {
 	struct conn_batch *b = &c->env->batch;
@@ -295,6 +329,11 @@ void conn_reply(struct conn *c, const void *buf, size_t len)
 
 	if (len == 0 || (c->flags & CONN_BROKEN))
 		return;
+	if (c->jobs && c->jobs->head) {
+		/* Behind a job's result still to come. */
+		conn_slot_append(c, p, len);
+		return;
+	}
 	if (b->owner != c && b->owner && !b->loose) {
 		/* Inside another connection's handler call, whose batch
 		 * this cannot join. */
@@ -406,7 +445,7 @@ static void conn_input(struct conn *c, const char *buf, size_t n)
 	int rc;
 
 	if (c->pending) {
-		if (conn_pending_append(c, buf, n)) {
+		if (n > 0 && conn_pending_append(c, buf, n)) {
 			conn_fail(c, "keeping input", ENOMEM);
 			return;
 		}
@@ -484,6 +523,8 @@ static void conn_finish(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ);
 }
 
+static void conn_close_output(struct conn *c);
+
 void conn_close(struct conn *c)
 {
 	struct conn_batch *b = &c->env->batch;
@@ -494,6 +535,14 @@ void conn_close(struct conn *c)
 		conn_batch_end(c);	/* its replies go before the close */
 	c->flags |= CONN_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->jobs && c->jobs->head)
+		return;		/* conn_env_job_done() goes on */
+	conn_close_output(c);
+}
+
+/* Closing, with every reply in the output buffer: flush it, then free. */
+static void conn_close_output(struct conn *c)
+{
 	if (conn_output_len(c) == 0) {
 		conn_finish(c);
 		return;
@@ -666,6 +715,11 @@ int conn_env_index(const struct conn_env *env)
 	return env->index;
 }
 
+const struct proto_config *conn_env_config(const struct conn_env *env)
+{
+	return env->proto_cfg;
+}
+
 struct conn *conn_env_find(struct conn_env *env, uint64_t id)
 {
 	return idmap_get(&env->ids, id);
@@ -686,7 +740,8 @@ size_t conn_output_size(const struct conn *c)
 {
 	const struct conn_batch *b = &c->env->batch;
 
-	return conn_output_len(c) + (b->owner == c ? b->len : 0);
+	return conn_output_len(c) + (b->owner == c ? b->len : 0) +
+	    (c->jobs ? c->jobs->bytes : 0);
 }
 
 void conn_abort(struct conn *c)
@@ -752,6 +807,308 @@ void conn_env_release(struct conn_env *env)
 		env->locals[i].local = NULL;
 	}
 	idmap_release(&env->ids);
+	if (env->retry_timer)
+		event_free(env->retry_timer);
+	env->retry_timer = NULL;
+}
+
+/* --- ordered replies for offloaded jobs (conn.h) ------------------------- */
+
+static struct conn_jobs *conn_jobs_get(struct conn *c)
+{
+	if (!c->jobs)
+		c->jobs = calloc(1, sizeof(*c->jobs));
+	return c->jobs;
+}
+
+static struct conn_slot *conn_slot_new(struct conn_jobs *j, uint64_t seq)
+{
+	struct conn_slot *sl = calloc(1, sizeof(*sl));
+
+	if (!sl)
+		return NULL;
+	sl->seq = seq;
+	sl->ready = seq == 0;
+	if (j->tail)
+		j->tail->next = sl;
+	else
+		j->head = sl;
+	j->tail = sl;
+	return sl;
+}
+
+static void conn_slot_free(struct conn_slot *sl)
+{
+	free(sl->data);
+	free(sl);
+}
+
+/* A reply made while a job's result is still to come: kept, in order,
+ * in the last slot of replies (a new one after a job's slot). */
+static void conn_slot_append(struct conn *c, const char *p, size_t len)
+{
+	struct conn_jobs *j = c->jobs;
+	struct conn_slot *sl = j->tail;
+
+	if (sl->seq != 0 && !(sl = conn_slot_new(j, 0))) {
+		conn_break(c, ENOMEM);
+		return;
+	}
+	if (sl->cap - sl->len < len) {
+		size_t cap = sl->cap * 2 > sl->len + len ? sl->cap * 2 :
+		    sl->len + len;
+		char *data = realloc(sl->data, cap < 256 ? 256 : cap);
+
+		if (!data) {
+			conn_break(c, ENOMEM);
+			return;
+		}
+		sl->data = data;
+		sl->cap = cap < 256 ? 256 : cap;
+	}
+	memcpy(sl->data + sl->len, p, len);
+	sl->len += len;
+	j->bytes += len;
+	/* Held replies count as output: the same high-water rule. */
+	if (j->bytes > c->env->high_water && !(c->flags & CONN_PAUSED))
+		conn_pause(c);
+}
+
+/* Writes the ready slots at the front of the order, gathered. */
+static void conn_slots_flush(struct conn *c)
+{
+	struct conn_jobs *j = c->jobs;
+
+	while (j->head && j->head->ready) {
+		struct iovec iov[16];
+		struct conn_slot *ready[16];
+		size_t len = 0;
+		int n = 0;
+
+		while (n < 16 && j->head && j->head->ready) {
+			struct conn_slot *sl = j->head;
+
+			j->head = sl->next;
+			if (!j->head)
+				j->tail = NULL;
+			j->bytes -= sl->len;
+			if (sl->len) {
+				iov[n].iov_base = sl->data;
+				iov[n].iov_len = sl->len;
+				len += sl->len;
+				ready[n++] = sl;
+			} else {
+				conn_slot_free(sl);
+			}
+		}
+		if (n)
+			conn_writev(c, iov, n, len);
+		while (n > 0)
+			conn_slot_free(ready[--n]);
+	}
+	if ((c->flags & CONN_PAUSED) && j->bytes <= c->env->low_water &&
+	    conn_output_len(c) <= c->env->low_water)
+		conn_resume(c);
+}
+
+/*
+ * A client waiting for a job's reply is not idle: --idle-timeout is off
+ * while a connection has jobs in flight (as redis spares a blocked
+ * client its timeout), and back on with the last one.
+ */
+static void conn_jobs_idle_timer(struct conn *c, bool on)
+{
+	struct conn_env *env = c->env;
+
+	if (env->idle_tv && !(c->flags & CONN_CLOSING))
+		bufferevent_set_timeouts(c->bev, on ? env->idle_tv : NULL,
+		    env->write_tv);
+}
+
+int conn_job_begin(struct conn *c, _Atomic bool *cancel, uint64_t *seq)
+{
+	struct conn_jobs *j = conn_jobs_get(c);
+	struct conn_slot *sl;
+
+	if (!j)
+		return -ENOMEM;
+	if (j->in_flight >= CONN_MAX_JOBS)
+		return -EAGAIN;
+	sl = conn_slot_new(j, ++j->next_seq);
+	if (!sl)
+		return -ENOMEM;
+	sl->cancel = cancel;
+	if (j->in_flight++ == 0)
+		conn_jobs_idle_timer(c, false);
+	*seq = sl->seq;
+	return 0;
+}
+
+void conn_job_undo(struct conn *c, uint64_t seq)
+{
+	struct conn_jobs *j = c->jobs;
+	struct conn_slot **p, *prev = NULL;
+
+	for (p = &j->head; *p; prev = *p, p = &(*p)->next) {
+		if ((*p)->seq != seq)
+			continue;
+		struct conn_slot *sl = *p;
+
+		*p = sl->next;
+		if (j->tail == sl)
+			j->tail = prev;
+		conn_slot_free(sl);
+		if (--j->in_flight == 0)
+			conn_jobs_idle_timer(c, true);
+		return;
+	}
+}
+
+static void conn_retry_cb(evutil_socket_t fd, short what, void *arg);
+
+#define CONN_RETRY_MS 1
+
+void conn_job_wait(struct conn *c)
+{
+	struct conn_env *env = c->env;
+	struct conn_jobs *j = conn_jobs_get(c);
+
+	if (!(c->flags & CONN_JOB_WAIT)) {
+		c->flags |= CONN_JOB_WAIT;
+		stat_add(&env->stats.jobs_deferred, 1);
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	/* A job of its own coming back resumes it; without one (the pool
+	 * is full of others' jobs), a short timer retries. */
+	if (!j || j->in_flight || (c->flags & CONN_RETRY_LISTED))
+		return;
+	if (!env->retry_timer)
+		env->retry_timer = evtimer_new(env->base, conn_retry_cb, env);
+	if (!env->retry_timer) {
+		conn_break(c, ENOMEM);
+		return;
+	}
+	c->flags |= CONN_RETRY_LISTED;
+	j->wait_next = env->job_waiters;
+	env->job_waiters = c;
+	if (!evtimer_pending(env->retry_timer, NULL)) {
+		struct timeval tv = { 0, CONN_RETRY_MS * 1000 };
+
+		evtimer_add(env->retry_timer, &tv);
+	}
+}
+
+/* Takes @c off the list it waits on: the waiters, or those the retry
+ * timer is going through (conn_retry_cb()). */
+static void conn_unlist(struct conn *c)
+{
+	struct conn **lists[] = { &c->env->job_waiters, &c->env->job_retrying };
+
+	if (!(c->flags & CONN_RETRY_LISTED))
+		return;
+	for (int i = 0; i < 2; i++)
+		for (struct conn **p = lists[i]; *p; p = &(*p)->jobs->wait_next)
+			if (*p == c) {
+				*p = c->jobs->wait_next;
+				c->jobs->wait_next = NULL;
+				c->flags &= ~CONN_RETRY_LISTED;
+				return;
+			}
+}
+
+/* The handler may go on: read again and present the kept input. */
+static void conn_job_resume(struct conn *c)
+{
+	conn_unlist(c);
+	c->flags &= ~CONN_JOB_WAIT;
+	if (c->flags & (CONN_CLOSING | CONN_BROKEN))
+		return;
+	if (!(c->flags & (CONN_PAUSED | CONN_HELD)))
+		bufferevent_enable(c->bev, EV_READ);
+	if (c->pending)
+		conn_input(c, NULL, 0);	/* may free @c */
+}
+
+static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_env *env = arg;
+	struct conn *c;
+
+	/* Moved aside first: a resumed connection may wait again (on the
+	 * emptied list, for the next round), and a handler may free
+	 * another waiting connection, which conn_unlist() then finds. */
+	env->job_retrying = env->job_waiters;
+	env->job_waiters = NULL;
+	while ((c = env->job_retrying)) {
+		env->job_retrying = c->jobs->wait_next;
+		c->jobs->wait_next = NULL;
+		c->flags &= ~CONN_RETRY_LISTED;
+		conn_job_resume(c);
+	}
+	conn_env_flush(env);
+}
+
+bool conn_env_job_done(struct conn_env *env, uint64_t id, uint64_t seq,
+    char *data, size_t len, bool failed)
+{
+	struct conn *c = conn_env_find(env, id);
+	struct conn_slot *sl;
+
+	if (!c) {
+		stat_add(&env->stats.msgs_dropped, 1);
+		free(data);
+		return false;
+	}
+	for (sl = c->jobs ? c->jobs->head : NULL; sl && sl->seq != seq;
+	    sl = sl->next)
+		;
+	if (!sl || sl->ready) {
+		free(data);
+		return false;
+	}
+	free(sl->data);
+	sl->data = data;
+	sl->len = sl->cap = len;
+	sl->ready = true;
+	sl->cancel = NULL;
+	c->jobs->bytes += len;
+	if (--c->jobs->in_flight == 0)
+		conn_jobs_idle_timer(c, true);
+	if (failed)
+		conn_break(c, ENOMEM);
+	conn_slots_flush(c);
+	if (c->flags & (CONN_BROKEN | CONN_ABORTED))
+		return true;	/* freed from its read callback */
+	if (c->flags & CONN_CLOSING) {
+		if (!c->jobs->head)
+			conn_close_output(c);
+		return true;
+	}
+	if (c->flags & CONN_JOB_WAIT)
+		conn_job_resume(c);
+	return true;
+}
+
+/* @c is being freed: every job still out is told so, and what its
+ * slots hold is dropped.  Returns the bytes dropped. */
+static size_t conn_jobs_free(struct conn *c)
+{
+	struct conn_jobs *j = c->jobs;
+	size_t dropped = j->bytes;
+
+	conn_unlist(c);
+	while (j->head) {
+		struct conn_slot *sl = j->head;
+
+		j->head = sl->next;
+		if (sl->cancel)
+			atomic_store_explicit(sl->cancel, true,
+			    memory_order_release);
+		conn_slot_free(sl);
+	}
+	free(j);
+	c->jobs = NULL;
+	return dropped;
 }
 
 /* --- input held by the handler (proto.h) --------------------------------- */
@@ -764,7 +1121,7 @@ void conn_hold_input(struct conn *c, bool hold)
 		return;
 	}
 	c->flags &= ~CONN_HELD;
-	if (!(c->flags & (CONN_CLOSING | CONN_PAUSED)))
+	if (!(c->flags & (CONN_CLOSING | CONN_PAUSED | CONN_JOB_WAIT)))
 		bufferevent_enable(c->bev, EV_READ);
 }
 

@@ -51,6 +51,7 @@
 #include "stats.h"
 #include "proto/proto.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/time.h>
@@ -115,6 +116,11 @@ struct conn_env {
 		const struct proto_ops *ops;	/* NULL: free slot */
 		void *local;
 	} locals[CONN_ENV_LOCALS];	/* conn_env_local() */
+
+	/* Offloaded jobs (conn_job_wait()). */
+	struct conn *job_waiters;	/* waiting for room in the pool */
+	struct conn *job_retrying;	/* being retried (conn.c) */
+	struct event *retry_timer;	/* retries them; made on first use */
 };
 
 /*
@@ -166,6 +172,47 @@ void conn_env_wake(struct conn_env *env, uint64_t id);
 /* Writes out replies gathered outside a handler call: the worker calls
  * it after each message, so that they never wait for the next one. */
 void conn_env_flush(struct conn_env *env);
+
+/*
+ * Ordered replies.  A job's result takes a place in its connection's
+ * reply order when it is submitted, and the replies made after it, by
+ * the handler or by messages, wait behind it in memory (counted as
+ * output for the high-water rule), so a connection's replies go out in
+ * request order however its jobs finish.  While a connection has a job
+ * in flight, closing it waits for the job, then flushes as usual.
+ */
+
+/* Jobs in flight on one connection before the next submit is deferred
+ * (conn_job_wait()). */
+#define CONN_MAX_JOBS 16
+
+/*
+ * Reserves the next place in @c's reply order for a job; *@seq names it.
+ * @cancel (borrowed, until the job is back or @c is freed) is set if @c
+ * is freed first.  Returns 0, -EAGAIN (CONN_MAX_JOBS are in flight) or
+ * -ENOMEM.  Inside @c's handler call.
+ */
+int conn_job_begin(struct conn *c, _Atomic bool *cancel, uint64_t *seq);
+
+/* Gives back place @seq, whose job could not be submitted. */
+void conn_job_undo(struct conn *c, uint64_t seq);
+
+/*
+ * A job could not be submitted: @c is not read, and its handler not
+ * called, until one of its jobs comes back, or, with none in flight, a
+ * short timer retries; data() is then given the kept input again.
+ */
+void conn_job_wait(struct conn *c);
+
+/*
+ * The result of job @seq of connection @id: @len bytes at @data (taken
+ * over, malloc'ed or NULL) fill its place, and the replies that were
+ * waiting for it go out.  @failed (the job ran out of memory) breaks the
+ * connection.  Returns false, having counted it in msgs_dropped, if the
+ * connection is gone.
+ */
+bool conn_env_job_done(struct conn_env *env, uint64_t id, uint64_t seq,
+    char *data, size_t len, bool failed);
 
 /* Frees the handlers' per-worker state (ops->worker_release) and the id
  * map.  Every connection must be gone. */

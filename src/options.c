@@ -36,6 +36,9 @@ enum {
 	OPT_MAX_BULK,
 	OPT_MAX_MEMORY,
 	OPT_PUBSUB_LIMIT,
+	OPT_OFFLOAD,
+	OPT_OFFLOAD_THREADS,
+	OPT_OFFLOAD_QUEUE,
 };
 
 static const struct option long_options[] = {
@@ -58,6 +61,9 @@ static const struct option long_options[] = {
 	{ "max-bulk", required_argument, NULL, OPT_MAX_BULK },
 	{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
 	{ "pubsub-limit", required_argument, NULL, OPT_PUBSUB_LIMIT },
+	{ "offload", no_argument, NULL, OPT_OFFLOAD },
+	{ "offload-threads", required_argument, NULL, OPT_OFFLOAD_THREADS },
+	{ "offload-queue", required_argument, NULL, OPT_OFFLOAD_QUEUE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -78,6 +84,7 @@ void options_init(struct options *o)
 	o->reject_message = "ERROR too many connections\r\n";
 	o->protocol = proto_handlers[0];
 	o->max_line = 8 * 1024;
+	o->offload_queue = 1024;
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
 	/* redis's client-output-buffer-limit pubsub 32mb 8mb 60. */
 	o->pubsub_hard = (size_t)32 << 20;
@@ -116,6 +123,13 @@ void options_usage(FILE *out)
 "                          (default 32M:8M:60, as redis; 0: no limit)\n"
 "  -t, --threads N         worker threads (default: the CPUs this process\n"
 "                          may run on)\n"
+"      --offload           run slow requests (sha256 lines, resp's DEBUG\n"
+"                          SLEEP) on a thread pool, not on the workers\n"
+"                          (default: off, inline)\n"
+"      --offload-threads N with --offload, the pool's threads (default:\n"
+"                          the CPUs this process may run on)\n"
+"      --offload-queue N   with --offload, jobs queued for the pool before\n"
+"                          a connection must wait for room (default 1024)\n"
 "  -b, --backlog N         listen backlog (default 1024)\n"
 "  -c, --max-conns N       connection limit (default: fd limit less a\n"
 "                          reserve)\n"
@@ -373,6 +387,19 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 		case OPT_PUBSUB_LIMIT:
 			if (parse_pubsub_limit(o, arg))
 				goto bad_value;
+			break;
+		case OPT_OFFLOAD:
+			o->offload = 1;
+			break;
+		case OPT_OFFLOAD_THREADS:
+			if (parse_long(arg, 1, 1024, &v))
+				goto bad_value;
+			o->offload_threads = (int)v;
+			break;
+		case OPT_OFFLOAD_QUEUE:
+			if (parse_long(arg, 1, 1 << 20, &v))
+				goto bad_value;
+			o->offload_queue = (int)v;
 			break;
 		case 'v':
 			if (o->log_level < LL_DEBUG)

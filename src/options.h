@@ -36,6 +36,9 @@ struct options {
 	size_t pubsub_soft;	/* caps; 0: none */
 	double pubsub_seconds;
 	int threads;		/* workers */
+	int offload;		/* --offload: slow requests go to a pool */
+	int offload_threads;	/* its threads; 0: the usable CPUs */
+	int offload_queue;	/* jobs queued before submits wait */
 	int backlog;
 	long max_conns;		/* 0: derived from the fd limit */
 	double idle_timeout;	/* seconds; 0 is off */

@@ -323,6 +323,17 @@ int server_init(struct server *s, const struct options *o)
 
 	s->workers = xcalloc((size_t)o->threads, sizeof(*s->workers));
 	s->hub = (struct msg_hub){ .workers = s->workers, .n = o->threads };
+	if (o->offload) {
+		int err = offload_init(&s->offload, &s->hub,
+		    (unsigned)o->offload_threads, (size_t)o->offload_queue);
+
+		if (err) {
+			log_error("cannot start the offload pool: %s",
+			    strerror(-err));
+			return -1;
+		}
+		s->proto_cfg.offload = &s->offload;
+	}
 	for (; s->n_workers < o->threads; s->n_workers++)
 		if (worker_init(&s->workers[s->n_workers], s->n_workers,
 		    &s->wcfg))
@@ -402,7 +413,11 @@ int server_run(struct server *s)
 join:
 	for (int i = 0; i < s->n_workers; i++)
 		worker_join(&s->workers[i]);
+	/* Only now: the workers' connections had their jobs run until
+	 * they closed (offload.h, "Shutdown"). */
+	offload_shutdown(&s->offload);
 	server_log_stats(s, "at exit");
+	offload_log_stats(&s->offload);
 	return rc;
 }
 
@@ -414,8 +429,11 @@ void server_release(struct server *s)
 		pubsub_stop(s->pubsub);
 	for (int i = 0; i < s->n_ports; i++)
 		listener_free(s->ports[i].listener);
+	/* No pool thread may post into a queue being freed. */
+	offload_shutdown(&s->offload);
 	for (int i = 0; i < s->n_workers; i++)
 		worker_release(&s->workers[i]);
+	offload_release(&s->offload);
 	free(s->workers);
 	if (s->sig_int)
 		event_free(s->sig_int);

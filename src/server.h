@@ -18,6 +18,7 @@
 #define SERVER_H
 
 #include "msg.h"
+#include "offload.h"
 #include "options.h"
 #include "proto/proto.h"
 #include "stats.h"
@@ -48,6 +49,7 @@ struct server {
 	int next_worker;	/* round-robin cursor */
 	struct worker_config wcfg;
 	struct msg_hub hub;	/* the workers, for messages (msg.h) */
+	struct offload offload;	/* --offload's pool; wq NULL when off */
 	struct pubsub *pubsub;	/* resp's channels (pubsub.h) */
 	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;

@@ -53,7 +53,15 @@ static inline uint64_t stat_get(stat_t *s)
 	/* commands served, as the handlers count them */		\
 	X(requests, "requests")						\
 	/* messages for a connection that had gone (msg.h) */		\
-	X(msgs_dropped, "msgs_dropped")				\
+	X(msgs_dropped, "msgs_dropped")					\
+	/* offloaded jobs whose result came back and went out */	\
+	X(jobs_done, "jobs_done")					\
+	/* offloaded jobs that never ran: their connection had gone */	\
+	X(jobs_cancelled, "jobs_cancelled")				\
+	/* submits deferred: the connection's limit or a full pool */	\
+	X(jobs_deferred, "jobs_deferred")					\
+	/* notify-pipe wake-ups; for tests, not logged */		\
+	X(wakeups, NULL)						\
 	/* closed: output over the handler's cap (pub/sub limit) */	\
 	X(output_overflows, "output_overflows")
 

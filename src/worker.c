@@ -90,6 +90,7 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 	 * drain always comes with a byte still to read. */
 	if (read(fd, buf, sizeof(buf)) < 0 && errno != EAGAIN)
 		log_warn("worker %d: notify pipe: %s", w->id, strerror(errno));
+	stat_add(&w->env.stats.wakeups, 1);
 
 	while ((it = conn_queue_pop(&w->queue))) {
 		struct cq_item item = *it;

@@ -69,9 +69,11 @@ START_TEST(test_idmap_random_operations_match_a_reference)
 	static char present[SPACE];
 	struct idmap m;
 	uint64_t rng = 12345;
-	size_t n = 0;
-	int rounds = (int)scaled(200000, 20000);
+	size_t n = 0, wrong = 0;
+	int rounds = (int)scaled(100000, 20000);
 
+	/* Mismatches are counted, not asserted one by one, so that the
+	 * loop stays quick under the sanitizers. */
 	idmap_init(&m);
 	for (int r = 0; r < rounds; r++) {
 		uint64_t id;
@@ -79,19 +81,20 @@ START_TEST(test_idmap_random_operations_match_a_reference)
 		rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
 		id = (rng >> 33) % SPACE + 1;
 		if (present[id - 1]) {
-			ck_assert_ptr_eq(idmap_get(&m, id), &present[id - 1]);
+			wrong += idmap_get(&m, id) != &present[id - 1];
 			idmap_del(&m, id);
 			present[id - 1] = 0;
 			n--;
 		} else {
-			ck_assert_ptr_null(idmap_get(&m, id));
+			wrong += idmap_get(&m, id) != NULL;
 			ck_assert_int_eq(idmap_put(&m, id, &present[id - 1]),
 			    0);
 			present[id - 1] = 1;
 			n++;
 		}
-		ck_assert_uint_eq(m.n, n);
+		wrong += m.n != n;
 	}
+	ck_assert_uint_eq(wrong, 0);
 	for (uint64_t id = 1; id <= SPACE; id++)
 		ck_assert_ptr_eq(idmap_get(&m, id),
 		    present[id - 1] ? &present[id - 1] : NULL);

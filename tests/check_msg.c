@@ -8,9 +8,12 @@
  * posted to every worker reaches the subscribers kept in each worker's
  * local state, that replies from other threads keep their order, that
  * abort and wake work from outside the connection's own call, and that
- * ids are never reused.
+ * ids are never reused.  The clock example of docs/protocols.md runs here
+ * too, with a real pool: its tickers on every worker, and its alarm's
+ * msg_wake() from a pool thread.
  */
 #include "msg.h"
+#include "offload.h"
 #include "testutil.h"
 #include "worker.h"
 
@@ -36,6 +39,7 @@ struct rig {
 	struct proto_config pcfg;
 	struct msg_hub hub;
 	struct conn_listen cl;
+	struct offload offload;
 	int lfd, port;
 	_Atomic long conns_now;
 };
@@ -67,6 +71,8 @@ static void check_thread(struct conn_env *env)
 	int i = conn_env_index(env);
 
 	if (i < 0 || i >= rig_now->n ||
+	    conn_env_config(env) != &rig_now->pcfg ||
+	    msg_hub_workers(conn_env_config(env)->hub) != rig_now->n ||
 	    !pthread_equal(pthread_self(), rig_now->w[i].thread))
 		atomic_fetch_add(&calls_on_wrong_thread, 1);
 }
@@ -189,7 +195,8 @@ const struct proto_ops msgtest_ops = {
 	.worker_release = msgtest_worker_release,
 };
 
-static void rig_start(struct rig *r, int n)
+static void rig_start_ops(struct rig *r, int n, const struct proto_ops *ops,
+    int pool)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
@@ -206,9 +213,13 @@ static void rig_start(struct rig *r, int n)
 		.proto_cfg = &r->pcfg, .conns_now = &r->conns_now,
 	};
 	r->hub = (struct msg_hub){ .workers = r->w, .n = n };
-	r->cl.ops = &msgtest_ops;
+	r->cl.ops = ops;
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(worker_init(&r->w[i], i, &r->cfg), 0);
+	if (pool) {
+		ck_assert_int_eq(offload_init(&r->offload, &r->hub, 1, 16), 0);
+		r->pcfg.offload = &r->offload;
+	}
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(worker_start(&r->w[i]), 0);
 	r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -220,6 +231,11 @@ static void rig_start(struct rig *r, int n)
 	ck_assert_int_eq(getsockname(r->lfd, (struct sockaddr *)&sa, &len),
 	    0);
 	r->port = ntohs(sa.sin_port);
+}
+
+static void rig_start(struct rig *r, int n)
+{
+	rig_start_ops(r, n, &msgtest_ops, 0);
 }
 
 /* A client, served by the next worker round-robin. */
@@ -241,8 +257,10 @@ static void rig_stop(struct rig *r)
 		ck_assert_int_eq(worker_stop(&r->w[i]), 0);
 	for (int i = 0; i < r->n; i++)
 		worker_join(&r->w[i]);
+	offload_shutdown(&r->offload);	/* as server.c: after the join */
 	for (int i = 0; i < r->n; i++)
 		worker_release(&r->w[i]);
+	offload_release(&r->offload);
 	close(r->lfd);
 	ck_assert_int_eq(atomic_load(&calls_on_wrong_thread), 0);
 	ck_assert_int_eq(atomic_load(&r->conns_now), 0);
@@ -334,6 +352,65 @@ static int wait_dropped(struct rig *r, uint64_t want)
 		usleep(1000);
 	return worker_stat_dropped(r) == want;
 }
+
+/* A call that holds its worker until the test lets it go. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_entered, gate_open;
+
+static void gate(struct conn_env *env, void *arg)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_entered = 1;
+	pthread_cond_broadcast(&gate_cond);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+/* Messages are batched as connections are: while the worker is busy,
+ * a burst of posts finds its queue non-empty and writes no notify, and
+ * the next wake-up drains the lot, in order. */
+START_TEST(test_msg_burst_costs_one_wake_up)
+{
+	struct rig r;
+	uint64_t id, before;
+	int fd, n = (int)scaled(1000, 100);
+
+	rig_start(&r, 1);
+	fd = rig_connect(&r);
+	id = ask_id(fd);
+	gate_entered = gate_open = 0;
+	ck_assert_int_eq(msg_call(&r.hub, 0, gate, NULL), 0);
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_entered)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	before = stat_get(&r.w[0].env.stats.wakeups);
+	for (int k = 0; k < n; k++) {
+		char buf[32];
+		int len = snprintf(buf, sizeof(buf), "m%d\n", k);
+
+		ck_assert_int_eq(msg_reply(&r.hub, id, buf, (size_t)len), 0);
+	}
+	pthread_mutex_lock(&gate_lock);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+	for (int k = 0; k < n; k++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "m%d\n", k);
+		expect_line(fd, want);
+	}
+	/* The gate's own wake-up was already counted; the burst's first
+	 * post found the queue empty (the gate had been popped), so at
+	 * most one more. */
+	ck_assert_uint_le(stat_get(&r.w[0].env.stats.wakeups) - before, 1);
+	close(fd);
+	rig_stop(&r);
+}
+END_TEST
 
 START_TEST(test_msg_for_a_closed_connection_is_dropped_and_counted)
 {
@@ -469,6 +546,43 @@ START_TEST(test_msg_ids_are_never_reused)
 }
 END_TEST
 
+extern const struct proto_ops proto_clock;
+
+START_TEST(test_clock_example_ticks_on_every_worker_and_wakes_from_the_pool)
+{
+	struct rig r;
+	int fd[3];
+
+	rig_start_ops(&r, 2, &proto_clock, 1);
+	for (int i = 0; i < 3; i++)
+		fd[i] = rig_connect(&r);	/* workers 0, 1, 0 */
+	for (int i = 0; i < 2; i++) {
+		write_all(fd[i], "watch\n", 6);
+		expect_line(fd[i], "watching\n");
+	}
+	/* Each worker's own ticker and count. */
+	for (int i = 0; i < 2; i++) {
+		char buf[64];
+
+		read_line(fd[i], buf, sizeof(buf));
+		ck_assert_msg(!strncmp(buf, "tick ", 5), "%s", buf);
+		read_line(fd[i], buf, sizeof(buf));
+		ck_assert_msg(!strncmp(buf, "tick ", 5), "%s", buf);
+	}
+	/* The alarm's job sleeps on the pool, then wakes the connection;
+	 * the job's own reply is empty. */
+	write_all(fd[2], "alarm 50\nalarm 0\n", 18);
+	expect_line(fd[2], "alarm\n");
+	expect_line(fd[2], "alarm\n");
+	write_all(fd[2], "nope\n", 5);
+	expect_line(fd[2], "?\n");
+	ck_assert_uint_eq(stat_get(&r.w[0].env.stats.jobs_done), 2);
+	for (int i = 0; i < 3; i++)
+		close(fd[i]);
+	rig_stop(&r);
+}
+END_TEST
+
 static Suite *msg_suite(void)
 {
 	Suite *s = suite_create("msg");
@@ -476,6 +590,7 @@ static Suite *msg_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_msg_reply_from_another_thread_keeps_order);
+	tcase_add_test(tc, test_msg_burst_costs_one_wake_up);
 	tcase_add_test(tc,
 	    test_msg_for_a_closed_connection_is_dropped_and_counted);
 	tcase_add_test(tc,
@@ -484,6 +599,8 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc,
 	    test_msg_abort_from_another_worker_closes_the_connection);
 	tcase_add_test(tc, test_msg_ids_are_never_reused);
+	tcase_add_test(tc,
+	    test_clock_example_ticks_on_every_worker_and_wakes_from_the_pool);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -49,6 +49,9 @@ START_TEST(test_options_defaults_match_the_documentation)
 	ck_assert_uint_eq(o.max_line, 8192);
 	ck_assert_uint_eq(o.max_bulk, 512u << 20);
 	ck_assert_uint_eq(o.max_memory, 0);
+	ck_assert_int_eq(o.offload, 0);	/* inline unless asked */
+	ck_assert_int_eq(o.offload_threads, 0);	/* 0: the CPUs */
+	ck_assert_int_eq(o.offload_queue, 1024);
 }
 END_TEST
 
@@ -184,6 +187,20 @@ START_TEST(test_options_accepts_every_option)
 }
 END_TEST
 
+START_TEST(test_options_accepts_the_offload_options)
+{
+	const char *args[] = { "--offload", "--offload-threads", "3",
+		"--offload-queue", "8", NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, args), OPTIONS_OK);
+	ck_assert_int_eq(o.offload, 1);
+	ck_assert_int_eq(o.offload_threads, 3);
+	ck_assert_int_eq(o.offload_queue, 8);
+}
+END_TEST
+
 START_TEST(test_options_help_and_version_are_not_errors)
 {
 	const char *help[] = { "--help", NULL }, *ver[] = { "-V", NULL };
@@ -243,6 +260,10 @@ static const struct bad {
 	{ { "--low-water", "-1" }, "'-1'", "'--low-water'" },
 	{ { "--low-water", "2M" }, "'2097152'", "'--low-water'" },
 	{ { "--port-file", "" }, "''", "'--port-file'" },
+	{ { "--offload-threads", "0" }, "'0'", "'--offload-threads'" },
+	{ { "--offload-threads", "1025" }, "'1025'", "'--offload-threads'" },
+	{ { "--offload-queue", "0" }, "'0'", "'--offload-queue'" },
+	{ { "--offload-queue", "2x" }, "'2x'", "'--offload-queue'" },
 	{ { "--bogus" }, "unknown option", "'--bogus'" },
 	{ { "-x" }, "unknown option", "'-x'" },
 	{ { "-p" }, "needs a value", "'--port'" },
@@ -301,6 +322,7 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_options_defaults_match_the_documentation);
 	tcase_add_test(tc, test_options_default_threads_follow_the_cpu_affinity);
 	tcase_add_test(tc, test_options_accepts_every_option);
+	tcase_add_test(tc, test_options_accepts_the_offload_options);
 	tcase_add_test(tc, test_options_help_and_version_are_not_errors);
 	tcase_add_test(tc, test_options_listen_takes_a_protocol_and_a_port_each);
 	tcase_add_test(tc, test_options_protocols_lists_every_handler);

@@ -18,8 +18,9 @@
 
 Suite *proto_suite(void);
 
-/* The worked example, which is not in the registry. */
+/* The worked examples, which are not in the registry. */
 extern const struct proto_ops proto_counter;
+extern const struct proto_ops proto_clock;
 
 #define TOO_LONG LINES_TOO_LONG
 
@@ -68,17 +69,17 @@ static void expect(const char *name, const struct proto_config *cfg,
 START_TEST(test_registry_lists_echo_line_reverse_resp_in_order)
 {
 	static const char *const want[] = { "echo", "line", "reverse",
-		"resp" };
+		"resp", "sha256" };
 	size_t i;
 
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 5; i++) {
 		ck_assert_ptr_nonnull(proto_handlers[i]);
 		ck_assert_str_eq(proto_handlers[i]->name, want[i]);
 		ck_assert_ptr_nonnull(proto_handlers[i]->summary);
 		ck_assert_ptr_nonnull(proto_handlers[i]->data);
 		ck_assert_ptr_eq(proto_find(want[i]), proto_handlers[i]);
 	}
-	ck_assert_ptr_null(proto_handlers[4]);
+	ck_assert_ptr_null(proto_handlers[5]);
 	ck_assert_ptr_null(proto_find("lines"));
 	ck_assert_ptr_null(proto_find(""));
 }
@@ -278,6 +279,53 @@ START_TEST(test_quit_drops_reads_that_follow)
 	assert_replies(&c, "a\n", 2);
 	ck_assert_uint_eq(c.data_calls, 2);
 	harness_free(&c);
+}
+END_TEST
+
+/* --- sha256 -------------------------------------------------------------- */
+
+/* FIPS 180-2's vectors, and the empty line. */
+#define SHA_ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define SHA_EMPTY \
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SHA_448 \
+	"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+
+START_TEST(test_sha256_hashes_each_line_without_its_ending)
+{
+	expect("sha256", &default_config,
+	    "abc\n\r\nabcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+	    "\r\nabc",
+	    SHA_ABC "\n" SHA_EMPTY "\r\n" SHA_448 "\r\n" SHA_ABC,
+	    HARNESS_EOF);
+}
+END_TEST
+
+START_TEST(test_sha256_has_the_line_limit_and_quit)
+{
+	static const struct proto_config max8 = { .max_line = 8 };
+
+	expect("sha256", &max8, "abc\n123456789\nabc\n",
+	    SHA_ABC "\n" TOO_LONG, HARNESS_CLOSED_BY_DATA);
+	expect("sha256", &default_config, "abc\nQUIT\r\nabc\n",
+	    SHA_ABC "\n", HARNESS_CLOSED_BY_DATA);
+}
+END_TEST
+
+START_TEST(test_sha256_lines_split_at_every_offset_hash_the_same)
+{
+	static const char in[] = "abc\r\n\nabc\nab";
+	static const char want[] = SHA_ABC "\r\n" SHA_EMPTY "\n" SHA_ABC
+	    "\n" "fb8e20fc2e4c3f248c60c39bd652f3c1347298bb977b8b4d5903b85055620603";
+
+	for (size_t cut = 0; cut <= sizeof(in) - 1; cut++) {
+		struct conn c;
+
+		harness_run(&c, handler("sha256"), &default_config, in,
+		    sizeof(in) - 1, &cut, 1);
+		assert_replies(&c, want, sizeof(want) - 1);
+		harness_free(&c);
+	}
 }
 END_TEST
 
@@ -571,6 +619,52 @@ START_TEST(test_counter_docs_snippet_holds)
 }
 END_TEST
 
+/* The clock example: watchers get a line per tick from the worker's
+ * ticker, outside any call of theirs; a watcher that leaves gets none;
+ * the ticker and the local state go with the worker. */
+START_TEST(test_clock_ticker_reaches_every_watcher_of_the_worker)
+{
+	struct proto_config cfg = { .max_line = 8192 };
+	struct conn a, b, idle;
+
+	ck_assert_int_eq(harness_open(&a, &proto_clock, &cfg), 0);
+	ck_assert_int_eq(harness_open(&b, &proto_clock, &cfg), 0);
+	ck_assert_int_eq(harness_open(&idle, &proto_clock, &cfg), 0);
+	harness_read(&a, "watch\n", 6);
+	harness_read(&b, "watch\nwatch\n", 12);
+	harness_tick();
+	harness_tick();
+	assert_replies(&a, "watching\ntick 1\ntick 2\n", 23);
+	assert_replies(&b, "watching\nwatching\ntick 1\ntick 2\n", 32);
+	harness_release(&a);
+	harness_tick();
+	assert_replies(&b, "watching\nwatching\ntick 1\ntick 2\ntick 3\n",
+	    39);
+	assert_replies(&idle, "", 0);
+	harness_free(&a);
+	harness_free(&b);
+	harness_free(&idle);
+	harness_env_release();	/* frees the ticker: ASan and valgrind */
+	ck_assert_ptr_null(harness_env.tickers[0]);
+}
+END_TEST
+
+/* Without a pool an alarm rings at once; wake() is what rings it from a
+ * pool job, and replies as a handler call. */
+START_TEST(test_clock_alarm_without_a_pool_and_wake)
+{
+	struct proto_config cfg = { .max_line = 8192 };
+	struct conn c;
+
+	ck_assert_int_eq(harness_open(&c, &proto_clock, &cfg), 0);
+	harness_read(&c, "alarm 10\nnope\n", 15);
+	harness_wake(&c);
+	assert_replies(&c, "alarm\n?\nalarm\n", 14);
+	harness_free(&c);
+	harness_env_release();
+}
+END_TEST
+
 /* --- the harness itself -------------------------------------------------- */
 
 /*
@@ -762,6 +856,13 @@ Suite *proto_suite(void)
 	tcase_add_test(tc, test_max_line_zero_takes_only_empty_lines);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("sha256");
+	tcase_add_test(tc, test_sha256_hashes_each_line_without_its_ending);
+	tcase_add_test(tc, test_sha256_has_the_line_limit_and_quit);
+	tcase_add_test(tc,
+	    test_sha256_lines_split_at_every_offset_hash_the_same);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("banner");
 	tcase_add_test(tc, test_banner_is_sent_on_open_with_crlf);
 	tcase_add_test(tc, test_no_banner_sends_nothing_on_open);
@@ -782,6 +883,9 @@ Suite *proto_suite(void)
 	    test_counter_replies_once_per_read_from_its_own_buffer);
 	tcase_add_test(tc, test_counter_relies_on_max_pending_for_long_lines);
 	tcase_add_test(tc, test_counter_docs_snippet_holds);
+	tcase_add_test(tc,
+	    test_clock_ticker_reaches_every_watcher_of_the_worker);
+	tcase_add_test(tc, test_clock_alarm_without_a_pool_and_wake);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("harness");

@@ -99,6 +99,27 @@ static void expect(const char *in, const char *want, enum harness_end end)
 
 /* --- frames ---------------------------------------------------------- */
 
+/* Without a pool (the harness has none) DEBUG SLEEP sleeps inline, as
+ * redis does; check_offload.c runs it on the pool. */
+START_TEST(test_resp_debug_sleep_replies_ok_and_checks_its_argument)
+{
+	uint64_t t0 = now_ms();
+
+	expect("DEBUG SLEEP 0.05\r\ndebug sleep 0\r\nPING\r\n",
+	    "+OK\r\n+OK\r\n+PONG\r\n", HARNESS_EOF);
+	ck_assert_uint_ge(now_ms() - t0, 50);
+	expect("DEBUG SLEEP x\r\nDEBUG SLEEP -1\r\nDEBUG SLEEP 1e9\r\n",
+	    "-ERR value is not a valid float\r\n"
+	    "-ERR value is not a valid float\r\n"
+	    "-ERR value is not a valid float\r\n", HARNESS_EOF);
+	expect("DEBUG SLEEP\r\nDEBUG\r\nDEBUG NOPE\r\n",
+	    "-ERR wrong number of arguments for 'debug|sleep' command\r\n"
+	    "-ERR wrong number of arguments for 'debug' command\r\n"
+	    "-ERR unknown subcommand 'NOPE'. Try DEBUG HELP.\r\n",
+	    HARNESS_EOF);
+}
+END_TEST
+
 START_TEST(test_resp_is_registered_and_keeps_the_largest_frame)
 {
 	ck_assert_str_eq(resp()->name, "resp");
@@ -1022,6 +1043,8 @@ Suite *resp_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("commands");
+	tcase_add_test(tc,
+	    test_resp_debug_sleep_replies_ok_and_checks_its_argument);
 	tcase_add_test(tc,
 	    test_cmd_unknown_command_text_and_the_connection_goes_on);
 	tcase_add_test(tc, test_cmd_wrong_arity);

@@ -6,6 +6,7 @@
  */
 #include "proto_harness.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +32,8 @@ void conn_reply(struct conn *c, const void *buf, size_t len)
 {
 	const char *p = buf;
 
-	if (!c->in_call) {
-		harness_breach(c, "conn_reply() outside open/data/eof");
+	if (!c->in_call && !harness_env.in_tick) {
+		harness_breach(c, "conn_reply() outside a call or a tick");
 		return;
 	}
 	if (len == 0)
@@ -78,16 +79,21 @@ void conn_count_requests(struct conn *c, uint64_t n)
 	c->requests += n;
 }
 
-/*
- * The cross-worker calls resp's pub/sub makes.  The harness has no
- * workers and no pub/sub (config.pubsub is NULL, so resp replies that
- * there is none and never gets this far); a handler that calls them
- * anyway has broken that contract.
- */
+struct conn_env harness_env;
+
+struct proto_ticker {
+	proto_tick_fn *fn;
+	void *arg;
+};
+
+uint64_t conn_id(const struct conn *c)
+{
+	return c->id;
+}
+
 struct conn_env *conn_worker(struct conn *c)
 {
-	c->violation = "conn_worker() without a server";
-	return NULL;
+	return &harness_env;
 }
 
 int conn_env_index(const struct conn_env *env)
@@ -95,24 +101,149 @@ int conn_env_index(const struct conn_env *env)
 	return 0;
 }
 
+/* The harness has no server-wide config: an open connection's stands
+ * in (they are all the test's own). */
+const struct proto_config *conn_env_config(const struct conn_env *env)
+{
+	for (int i = HARNESS_CONNS - 1; i >= 0; i--)
+		if (env->conns[i])
+			return &env->conns[i]->config;
+	return NULL;
+}
+
+struct conn *conn_env_find(struct conn_env *env, uint64_t id)
+{
+	for (int i = 0; i < HARNESS_CONNS; i++)
+		if (env->conns[i] && env->conns[i]->id == id)
+			return env->conns[i];
+	return NULL;
+}
+
+void **conn_env_local(struct conn_env *env, const struct proto_ops *ops)
+{
+	for (int i = 0; i < CONN_ENV_LOCALS; i++) {
+		if (!env->local_ops[i])
+			env->local_ops[i] = ops;
+		if (env->local_ops[i] == ops)
+			return &env->local[i];
+	}
+	return NULL;
+}
+
+struct proto_ticker *conn_env_ticker_new(struct conn_env *env,
+    double seconds, proto_tick_fn *fn, void *arg)
+{
+	for (int i = 0; i < HARNESS_TICKERS; i++)
+		if (!env->tickers[i]) {
+			struct proto_ticker *t = harness_alloc(sizeof(*t));
+
+			t->fn = fn;
+			t->arg = arg;
+			env->tickers[i] = t;
+			return t;
+		}
+	return NULL;
+}
+
+void conn_env_ticker_free(struct proto_ticker *t)
+{
+	for (int i = 0; t && i < HARNESS_TICKERS; i++)
+		if (harness_env.tickers[i] == t)
+			harness_env.tickers[i] = NULL;
+	free(t);
+}
+
 size_t conn_output_size(const struct conn *c)
 {
-	return 0;
+	return 0;	/* the sink takes everything at once */
 }
 
 void conn_abort(struct conn *c)
 {
-	c->violation = "conn_abort() without a server";
+	harness_breach(c, "conn_abort() is not simulated");
 }
 
+int msg_hub_workers(const struct msg_hub *hub)
+{
+	return 0;
+}
+
+int msg_call(struct msg_hub *hub, int worker, msg_fn *fn, void *arg)
+{
+	return -EINVAL;	/* no hub */
+}
+
+int msg_reply(struct msg_hub *hub, uint64_t id, const void *buf,
+    size_t len)
+{
+	return -EINVAL;
+}
+
+int msg_wake(struct msg_hub *hub, uint64_t id)
+{
+	return -EINVAL;
+}
+
+void harness_tick(void)
+{
+	harness_env.in_tick = 1;
+	for (int i = 0; i < HARNESS_TICKERS; i++)
+		if (harness_env.tickers[i])
+			harness_env.tickers[i]->fn(&harness_env,
+			    harness_env.tickers[i]->arg);
+	harness_env.in_tick = 0;
+}
+
+void harness_env_release(void)
+{
+	for (int i = 0; i < CONN_ENV_LOCALS; i++) {
+		const struct proto_ops *ops = harness_env.local_ops[i];
+
+		if (ops && harness_env.local[i] && ops->worker_release)
+			ops->worker_release(&harness_env,
+			    harness_env.local[i]);
+	}
+	for (int i = 0; i < HARNESS_TICKERS; i++)
+		free(harness_env.tickers[i]);
+	memset(&harness_env, 0, sizeof(harness_env));
+}
+
+/* No pool here: handlers that offload do their work inline, which is
+ * what they do on a server without --offload. */
+int conn_offload(struct conn *c, proto_job_fn *run, void *arg,
+    proto_free_fn *free_arg)
+{
+	if (!c->in_call)
+		harness_breach(c, "conn_offload() outside a handler call");
+	return -EOPNOTSUPP;
+}
+
+/* Never reached, since no job runs; defined for the handlers' links. */
+void proto_job_reply(struct proto_job *job, const void *buf, size_t len)
+{
+	abort();
+}
+
+int proto_job_cancelled(const struct proto_job *job)
+{
+	abort();
+}
+
+uint64_t proto_job_conn(const struct proto_job *job)
+{
+	abort();
+}
+
+/* resp's pub/sub holds a publisher and counts a cut subscriber; with no
+ * pub/sub in the harness (config.pubsub NULL) neither is reached. */
 void conn_hold_input(struct conn *c, bool hold)
 {
-	c->violation = "conn_hold_input() without a server";
+	harness_breach(c, "conn_hold_input() is not simulated");
 }
 
 void conn_count_overflow(struct conn *c)
 {
-	c->violation = "conn_count_overflow() without a server";
+	harness_breach(c, "conn_count_overflow() is not simulated");
 }
 
 /* Brackets one handler call: conn_reply() is allowed, and may point
@@ -148,6 +279,12 @@ int harness_open(struct conn *c, const struct proto_ops *ops,
 	memset(c, 0, sizeof(*c));
 	c->ops = ops;
 	c->config = *cfg;
+	c->id = ++harness_env.next_id;
+	for (int i = 0; i < HARNESS_CONNS; i++)
+		if (!harness_env.conns[i]) {
+			harness_env.conns[i] = c;
+			break;
+		}
 	if (ops->state_size)
 		c->state = calloc(1, ops->state_size);
 	if (ops->state_size && !c->state) {
@@ -166,6 +303,19 @@ int harness_open(struct conn *c, const struct proto_ops *ops,
 	if (rc == PROTO_CLOSE)
 		c->end = HARNESS_CLOSED_BY_OPEN;
 	return rc == PROTO_CLOSE ? PROTO_CLOSE : 0;
+}
+
+void harness_wake(struct conn *c)
+{
+	int rc;
+
+	if (c->end != HARNESS_OPEN || !c->ops->wake)
+		return;
+	harness_call_begin(c, NULL, 0);
+	rc = c->ops->wake(c, c->state);
+	harness_call_end(c);
+	if (rc == PROTO_CLOSE)
+		c->end = HARNESS_CLOSED_BY_DATA;
 }
 
 void harness_read(struct conn *c, const void *buf, size_t len)
@@ -229,6 +379,9 @@ void harness_release(struct conn *c)
 	if (!c->released && c->ops && c->ops->release)
 		c->ops->release(c, c->state);
 	c->released = 1;
+	for (int i = 0; i < HARNESS_CONNS; i++)
+		if (harness_env.conns[i] == c)
+			harness_env.conns[i] = NULL;
 	free(c->state);
 	c->state = NULL;
 	harness_drop_kept(c);

@@ -17,6 +17,12 @@
  * A handler that breaks the contract is not aborted: the first breach is
  * recorded in c->violation, and the tests check that it stays NULL.
  *
+ * Across threads (proto.h): the harness is one worker, harness_env, that
+ * every harness connection belongs to; conn_env_find() finds the open
+ * ones by id, conn_env_local() keeps the handlers' per-worker state, and
+ * harness_tick() fires the tickers handlers started.  There is no pool
+ * (conn_offload() says -EOPNOTSUPP, so handlers work inline) and no hub.
+ *
  * Single-threaded: one struct conn is driven by one thread.
  */
 #ifndef PROTO_HARNESS_H
@@ -38,6 +44,8 @@ enum harness_end {
 
 struct conn {
 	const struct proto_ops *ops;	/* borrowed */
+	uint64_t id;			/* conn_id(); in harness_env while
+					 * open */
 	struct proto_config config;	/* copy; banner borrowed */
 	void *state;			/* state_size bytes, or NULL */
 
@@ -103,6 +111,32 @@ void harness_run(struct conn *c, const struct proto_ops *ops,
 void harness_run_chunked(struct conn *c, const struct proto_ops *ops,
     const struct proto_config *cfg, const void *in, size_t len,
     size_t chunk);
+
+#define HARNESS_CONNS 64
+#define HARNESS_TICKERS 8
+
+/* The harness's one worker. */
+struct conn_env {
+	uint64_t next_id;
+	struct conn *conns[HARNESS_CONNS];	/* borrowed; NULL: free */
+	const struct proto_ops *local_ops[CONN_ENV_LOCALS];
+	void *local[CONN_ENV_LOCALS];
+	struct proto_ticker *tickers[HARNESS_TICKERS];
+	int in_tick;			/* replies allowed outside calls */
+};
+
+extern struct conn_env harness_env;
+
+/* Fires every ticker once, as the worker's timer would. */
+void harness_tick(void);
+
+/* Runs @c's wake() op as a handler call, as msg_wake() makes the worker
+ * do; nothing if @c is closed or has none. */
+void harness_wake(struct conn *c);
+
+/* The worker goes: ops->worker_release() for each handler's local
+ * state, and every ticker left is freed.  harness_env is then empty. */
+void harness_env_release(void);
 
 /* A name for @end, for test messages. */
 const char *harness_end_name(enum harness_end end);

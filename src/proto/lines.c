@@ -46,50 +46,71 @@ int lines_open(struct conn *c, void *state)
 	return 0;
 }
 
+enum lines_step lines_next(struct conn *c, struct lines_state *st,
+    const char *in, size_t len, size_t *pos, struct lines_line *out)
+{
+	size_t max = lines_limit(c);
+	const char *line = in + *pos, *lf = NULL;
+	size_t left = len - *pos, content, ending = 1, window, from = 0;
+
+	/* The kept partial line comes first in @in, so what is known of
+	 * it holds at the front only; the check guards against a caller
+	 * that broke the contract, at no cost. */
+	if (*pos == 0) {
+		from = st->scanned <= len ? st->scanned : 0;
+		st->scanned = 0;
+	}
+	if (*pos >= len)
+		return LINES_END;
+	/* Content, CR and LF: no LF within max + 2 bytes means the line
+	 * is too long, so no need to look further. */
+	window = left < max + 2 ? left : max + 2;
+	if (from < window)
+		lf = memchr(line + from, '\n', window - from);
+	if (!lf) {
+		content = left - (line[left - 1] == '\r');
+		if (content > max)
+			return LINES_LONG;
+		st->scanned = left;
+		return LINES_END;
+	}
+	content = (size_t)(lf - line);
+	if (content > 0 && line[content - 1] == '\r') {
+		content--;
+		ending = 2;
+	}
+	if (content > max)
+		return LINES_LONG;
+	if (lines_is_quit(line, content))
+		return LINES_QUIT;
+	out->p = line;
+	out->content = content;
+	out->ending = ending;
+	*pos += content + ending;
+	return LINES_LINE;
+}
+
 ssize_t lines_data(struct conn *c, struct lines_state *st, const char *in,
     size_t len, lines_reply_fn *reply)
 {
-	size_t max = lines_limit(c), pos = 0;
-	/* The kept partial line comes first in @in; the check guards
-	 * against a caller that broke the contract, at no cost. */
-	size_t from = st->scanned <= len ? st->scanned : 0;
+	struct lines_line l;
+	size_t pos = 0;
 
-	while (pos < len) {
-		const char *line = in + pos;
-		size_t left = len - pos, content, ending = 1;
-		/* Content, CR and LF: no LF within max + 2 bytes means the
-		 * line is too long, so no need to look further. */
-		size_t window = left < max + 2 ? left : max + 2;
-		const char *lf = NULL;
-
-		if (from < window)
-			lf = memchr(line + from, '\n', window - from);
-		from = 0;
-		if (!lf) {
-			content = left - (line[left - 1] == '\r');
-			if (content > max)
-				goto too_long;
-			st->scanned = left;
+	for (;;) {
+		switch (lines_next(c, st, in, len, &pos, &l)) {
+		case LINES_LINE:
+			reply(c, l.p, l.content, l.ending);
+			break;
+		case LINES_END:
 			return (ssize_t)pos;
-		}
-		content = (size_t)(lf - line);
-		if (content > 0 && line[content - 1] == '\r') {
-			content--;
-			ending = 2;
-		}
-		if (content > max)
-			goto too_long;
-		if (lines_is_quit(line, content))
+		case LINES_QUIT:
 			return PROTO_CLOSE;
-		reply(c, line, content, ending);
-		pos += content + ending;
+		case LINES_LONG:
+			conn_reply(c, LINES_TOO_LONG,
+			    sizeof(LINES_TOO_LONG) - 1);
+			return PROTO_CLOSE;
+		}
 	}
-	st->scanned = 0;
-	return (ssize_t)pos;
-
-too_long:
-	conn_reply(c, LINES_TOO_LONG, sizeof(LINES_TOO_LONG) - 1);
-	return PROTO_CLOSE;
 }
 
 void lines_eof(struct conn *c, struct lines_state *st, const char *in,

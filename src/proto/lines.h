@@ -55,6 +55,32 @@ struct lines_state {
 typedef void lines_reply_fn(struct conn *c, const char *line,
     size_t content, size_t ending);
 
+/* One line found by lines_next(): @content bytes at @p (borrowed, in
+ * the caller's input), then its @ending (1 for LF, 2 for CRLF). */
+struct lines_line {
+	const char *p;
+	size_t content, ending;
+};
+
+enum lines_step {
+	LINES_LINE,	/* a complete line, in *out; *pos is past it */
+	LINES_END,	/* no complete line left: *pos is where the
+			 * partial one, if any, begins */
+	LINES_QUIT,	/* "quit" at *pos: close, not replied */
+	LINES_LONG,	/* the line at *pos is over the limit */
+};
+
+/*
+ * The framing alone, for a handler that does more between lines than
+ * reply (sha256 gathers them into one job): the line of @in (borrowed,
+ * @len bytes) at *@pos, with the same rules as lines_data(), which is a
+ * loop over it.  Start each data() call at *@pos 0; @st keeps what is
+ * known of a partial line across calls, so a handler that stops early
+ * and leaves complete lines unconsumed loses nothing.
+ */
+enum lines_step lines_next(struct conn *c, struct lines_state *st,
+    const char *in, size_t len, size_t *pos, struct lines_line *out);
+
 /* An ops open(): sends conn_config(@c)->banner and CRLF if there is a
  * banner.  Always returns 0. */
 int lines_open(struct conn *c, void *state);

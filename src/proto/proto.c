@@ -11,12 +11,14 @@ extern const struct proto_ops proto_echo;
 extern const struct proto_ops proto_line;
 extern const struct proto_ops proto_reverse;
 extern const struct proto_ops proto_resp;
+extern const struct proto_ops proto_sha256;
 
 const struct proto_ops *const proto_handlers[] = {
 	&proto_echo,
 	&proto_line,
 	&proto_reverse,
 	&proto_resp,
+	&proto_sha256,
 	NULL,
 };
 

@@ -29,6 +29,12 @@
  * @buf lies inside the input that data() was given, which stays valid
  * until that write: echoing input back costs no copy.
  *
+ * Across threads.  The calls for a connection all run on its worker; what
+ * comes from elsewhere (another worker, a pool job, a timer) reaches it as
+ * a message to that worker, and a slow request can be handed to the
+ * offload pool: see "Across threads", "Tickers" and "Offloading work"
+ * below, and docs/protocols.md.
+ *
  * Closing.  A handler may reply and then return PROTO_CLOSE from the same
  * call.  The connection is never freed under a handler: it sends the
  * replies gathered so far, flushes them like any close (docs/design.md,
@@ -46,6 +52,7 @@
 struct conn;
 struct conn_env;
 struct msg_hub;
+struct offload;
 struct pubsub;
 struct store;
 
@@ -80,6 +87,8 @@ struct proto_config {
 	struct msg_hub *hub;	/* every worker, for messages across
 				 * threads ("Across threads" below);
 				 * NULL where there is no server */
+	struct offload *offload;	/* the --offload pool, for
+					 * conn_offload(); NULL: off */
 	struct pubsub *pubsub;	/* resp's channels, shared by every
 				 * worker (pubsub.h); NULL: none */
 	struct proto_pubsub_limit {
@@ -160,8 +169,10 @@ struct proto_ops {
 
 /*
  * Queues @len bytes of @buf (borrowed until return) as a reply on @c.
- * Only for use inside open(), data() and eof().  Never frees @c: a write
- * error is noticed, and @c closed, after the handler returns.
+ * Inside a handler call on @c (open(), data(), eof(), wake()), or on
+ * @c's worker outside one ("Replying outside a handler call" below).
+ * Never frees @c: a write error is noticed, and @c closed, after the
+ * handler returns (outside a call, on a later turn of the loop).
  */
 void conn_reply(struct conn *c, const void *buf, size_t len);
 
@@ -208,6 +219,12 @@ struct conn_env *conn_worker(struct conn *c);
 /* @env's index, 0 to msg_hub_workers() - 1.  Any thread. */
 int conn_env_index(const struct conn_env *env);
 
+/* The handler settings of @env's server, its hub (for the worker count
+ * and for posting on) included, for a message function or a ticker that
+ * has no connection to ask; borrowed, as long as the server.  Any
+ * thread. */
+const struct proto_config *conn_env_config(const struct conn_env *env);
+
 /* The connection @id if @env owns it and it is open, or NULL.  Borrowed
  * until the caller returns to the loop.  @env's thread only. */
 struct conn *conn_env_find(struct conn_env *env, uint64_t id);
@@ -249,6 +266,24 @@ void conn_abort(struct conn *c);
  * at once, ungathered.)
  */
 
+/*
+ * Tickers: a per-worker timer for a handler (evio's Tick).  @fn(env,
+ * @arg) runs on @env's thread every @seconds (at least a microsecond),
+ * between handler calls, and may reply to @env's connections
+ * (conn_env_find()) as a message may.  A handler typically starts one
+ * per worker the first time it needs it, keeps it in its
+ * conn_env_local() state and frees it in ops->worker_release().
+ * @env's thread only (conn_env_ticker_free() also from worker_release).
+ * Returns NULL if out of memory.
+ */
+struct proto_ticker;
+typedef void proto_tick_fn(struct conn_env *env, void *arg);
+struct proto_ticker *conn_env_ticker_new(struct conn_env *env,
+    double seconds, proto_tick_fn *fn, void *arg);
+
+/* Stops and frees @t (taken over; may be NULL). */
+void conn_env_ticker_free(struct proto_ticker *t);
+
 /* A function run on a worker by msg_call(); @env is that worker. */
 typedef void msg_fn(struct conn_env *env, void *arg);
 
@@ -281,6 +316,61 @@ int msg_reply(struct msg_hub *hub, uint64_t id, const void *buf,
  * -ENOMEM, as msg_reply().
  */
 int msg_wake(struct msg_hub *hub, uint64_t id);
+
+/*
+ * Offloading work.
+ *
+ * With --offload the server runs a pool of threads (--offload-threads),
+ * and a handler may hand a slow request to it instead of running it on
+ * the worker, which then goes on serving its other connections.  The job
+ * runs on a pool thread and builds its reply with proto_job_reply(); the
+ * reply comes back to the owning worker through its queue, which writes
+ * it in its place: a connection's replies keep their request order, those
+ * made inline after a job waiting behind it, however the jobs finish.
+ *
+ * A job must not touch any connection, or anything a worker may touch
+ * without a lock: it has its argument, and it returns bytes.  If its
+ * connection goes away first, it is cancelled: not run if it has not
+ * started, and proto_job_cancelled() says so to a long job that has.
+ * At shutdown, queued jobs of open connections still run and their
+ * replies are flushed within --grace; the rest are cancelled.
+ */
+struct proto_job;
+
+/* A job's body, on a pool thread: @arg is what conn_offload() was
+ * given. */
+typedef void proto_job_fn(struct proto_job *job, void *arg);
+
+/* Frees a job's argument; on a pool thread, or wherever the job is
+ * cancelled. */
+typedef void proto_free_fn(void *arg);
+
+/*
+ * Submits run(job, @arg) for @c, inside a handler call on @c.  Returns:
+ * - 0: submitted.  @arg is the job's: @free_arg (may be NULL) is called
+ *   on it exactly once, after run() or instead of it.
+ * - -EOPNOTSUPP: there is no pool (no --offload): do the work inline.
+ * - -EAGAIN: @c has CONN_MAX_JOBS (conn.h) jobs in flight, or the pool's
+ *   queue is full.  Consume nothing from this request on: return the
+ *   bytes before it.  @c is then not read until it can go on, when
+ *   data() is given the unconsumed input again.  This is how a full
+ *   pool holds a connection back without ever blocking its worker.
+ * - -ENOMEM.
+ * On error the caller keeps @arg.
+ */
+int conn_offload(struct conn *c, proto_job_fn *run, void *arg,
+    proto_free_fn *free_arg);
+
+/* Appends @len bytes of @buf (borrowed; copied) to @job's reply.  Only
+ * inside run(). */
+void proto_job_reply(struct proto_job *job, const void *buf, size_t len);
+
+/* Non-zero once @job's connection has gone: a long job may stop early.
+ * Only inside run(). */
+int proto_job_cancelled(const struct proto_job *job);
+
+/* The id of @job's connection (for msg_wake(), say); any thread. */
+uint64_t proto_job_conn(const struct proto_job *job);
 
 /*
  * Stops (@hold true) or resumes reading @c's socket, for a handler that

@@ -62,6 +62,14 @@ static ssize_t resp_data(struct conn *c, void *state, const char *in,
 		requests++;
 		ret = resp_cmd_run(c, rc, rc->parser.argv, rc->parser.argc);
 		resp_parser_trim(&rc->parser);
+		if (ret == RESP_CMD_AGAIN) {
+			/* Left for the next call (the parser starts afresh
+			 * at every request). */
+			pos -= used;
+			requests--;
+			ret = 0;
+			break;
+		}
 		if (ret == PROTO_CLOSE)
 			break;
 	}

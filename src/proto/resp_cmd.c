@@ -396,6 +396,7 @@ static const struct resp_cmd resp_cmds[] = {
 	{ "command", -1, resp_cmd_command },
 	{ "config", -2, resp_cmd_config },
 	{ "info", -1, resp_cmd_info },
+	{ "debug", -2, resp_cmd_debug },
 	{ "subscribe", -2, resp_cmd_subscribe },
 	{ "unsubscribe", -1, resp_cmd_unsubscribe },
 	{ "psubscribe", -2, resp_cmd_psubscribe },

@@ -10,6 +10,11 @@
  * HELLO, CLIENT, COMMAND, CONFIG, INFO, ...).  Both reply only through
  * resp_reply.h, during data().
  *
+ * Offload.  DEBUG SLEEP is the one command that may run on the offload
+ * pool (proto.h, "Offloading work"): with --offload it sleeps there and
+ * its +OK comes back in its place; without, it sleeps on the worker, as
+ * redis does.
+ *
  * Threads.  Commands run on the worker that owns the connection and keep
  * nothing mutable outside struct resp_conn, except the connection id
  * counter, which is atomic.  The store is shared by every worker and
@@ -68,10 +73,15 @@ void resp_conn_init(struct resp_conn *rc, struct conn *c);
 /* Frees what @rc holds. */
 void resp_conn_release(struct resp_conn *rc);
 
+/* Returned by a command that could not start now (conn_offload() said
+ * -EAGAIN): its request must stay unconsumed, to be run again. */
+#define RESP_CMD_AGAIN (-2)
+
 /*
  * Runs the request of @argc >= 1 arguments @argv (borrowed) on @c,
  * replying to it, or with redis's error for an unknown command or a wrong
- * number of arguments.  Returns 0, or PROTO_CLOSE after QUIT's reply.
+ * number of arguments.  Returns 0, PROTO_CLOSE after QUIT's reply, or
+ * RESP_CMD_AGAIN.
  */
 int resp_cmd_run(struct conn *c, struct resp_conn *rc,
     const struct resp_arg *argv, size_t argc);
@@ -97,7 +107,7 @@ void resp_reply_unknown_subcommand(struct conn *c,
 
 resp_cmd_fn resp_cmd_ping, resp_cmd_echo, resp_cmd_quit, resp_cmd_select,
     resp_cmd_hello, resp_cmd_client, resp_cmd_command, resp_cmd_config,
-    resp_cmd_info;
+    resp_cmd_info, resp_cmd_debug;
 
 /* --- pub/sub, in resp_pubsub.c ------------------------------------------ */
 

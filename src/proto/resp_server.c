@@ -10,12 +10,16 @@
 #include "store.h"
 #include "common/glob.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef VERSION
@@ -401,5 +405,86 @@ int resp_cmd_info(struct conn *c, struct resp_conn *rc,
 			    (unsigned long long)keys);
 	}
 	resp_reply_bulk(c, t.buf, t.len);
+	return 0;
+}
+
+/* Longest DEBUG SLEEP: a day, so that a typo cannot park a thread for
+ * good. */
+#define RESP_SLEEP_MAX 86400.0
+
+static int64_t resp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Sleeps @seconds, in slices of at most 10 ms so that a job whose
+ * connection has gone (@job non-NULL) stops early: the pool's shutdown
+ * waits for running jobs (docs/design.md, fact X4). */
+static void resp_sleep(double seconds, const struct proto_job *job)
+{
+	int64_t end = resp_now_ns() + (int64_t)(seconds * 1e9), left;
+
+	while ((left = end - resp_now_ns()) > 0 &&
+	    !(job && proto_job_cancelled(job))) {
+		struct timespec slice = { 0, left < 10000000 ? (long)left :
+		    10000000L };
+
+		nanosleep(&slice, NULL);
+	}
+}
+
+static void resp_sleep_job(struct proto_job *job, void *arg)
+{
+	resp_sleep(*(double *)arg, job);
+	proto_job_reply(job, "+OK\r\n", 5);
+}
+
+/*
+ * DEBUG SLEEP seconds: +OK after the sleep (fractions allowed).  With
+ * --offload the sleep runs on the pool, so the worker's other clients
+ * are served meanwhile; without it the worker sleeps, as redis does.
+ * The other DEBUG subcommands of redis are not implemented.
+ */
+int resp_cmd_debug(struct conn *c, struct resp_conn *rc,
+    const struct resp_arg *argv, size_t argc)
+{
+	char num[64], *end;
+	double *arg, s;
+	int err;
+
+	if (!resp_arg_is(&argv[1], "sleep")) {
+		resp_reply_unknown_subcommand(c, argv);
+		return 0;
+	}
+	if (argc != 3) {
+		resp_reply_arity(c, "debug|sleep");
+		return 0;
+	}
+	snprintf(num, sizeof(num), "%.*s", (int)(argv[2].len < 63 ?
+	    argv[2].len : 63), argv[2].p);
+	errno = 0;
+	s = strtod(num, &end);
+	if (argv[2].len == 0 || argv[2].len > 63 || *end || errno ||
+	    !isfinite(s) || s < 0 || s > RESP_SLEEP_MAX) {
+		resp_reply_error(c, "ERR value is not a valid float");
+		return 0;
+	}
+	arg = malloc(sizeof(*arg));
+	if (!arg) {
+		resp_reply_error(c, RESP_ERR_OOM);
+		return 0;
+	}
+	*arg = s;
+	err = conn_offload(c, resp_sleep_job, arg, free);
+	if (err == 0)
+		return 0;
+	free(arg);
+	if (err == -EAGAIN)
+		return RESP_CMD_AGAIN;
+	resp_sleep(s, NULL);
+	resp_reply_ok(c);
 	return 0;
 }
