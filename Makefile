@@ -102,7 +102,7 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_workqueue tests/check_common tests/check_proto \
 	tests/check_protocols tests/check_store tests/check_resp \
 	tests/check_resp_cli tests/check_idmap tests/check_msg tests/check_offload \
-	tests/check_glob tests/check_pubsub
+	tests/check_glob tests/check_pubsub tests/check_pubsub_core
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -214,6 +214,8 @@ tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
 tests/check_glob: tests/check_glob.o $(TESTUTIL) src/common/glob.o
+tests/check_pubsub_core: tests/check_pubsub_core.o $(TESTUTIL) src/pubsub.o \
+		src/common/glob.o
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
