@@ -94,9 +94,10 @@ SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
 PROTO_OBJS = src/proto/proto.o src/proto/echo.o src/proto/lines.o \
 	src/proto/line.o src/proto/reverse.o src/proto/resp.o \
 	src/proto/resp_parse.o src/proto/resp_reply.o src/proto/resp_cmd.o \
-	src/proto/resp_server.o src/proto/sha256.o
-# The key-value store the resp handler serves (src/store.h).
-STORE_OBJS = src/store.o
+	src/proto/resp_server.o src/proto/resp_pubsub.o src/proto/sha256.o
+# The shared state the resp handler serves: the key-value store
+# (src/store.h), and pub/sub (src/pubsub.h) with its glob matcher.
+STORE_OBJS = src/store.o src/pubsub.o src/common/glob.o
 # The worked example of docs/protocols.md: built, and tested through the
 # harness, but not registered.
 PROTO_EXAMPLE_OBJS = docs/examples/proto_counter.o docs/examples/proto_clock.o
@@ -125,7 +126,8 @@ TESTS = tests/check_conn_queue tests/check_options tests/check_echoserver \
 	tests/check_resp_cli tests/check_udp tests/check_proxy \
 	tests/check_proxy_server tests/check_log tests/check_systemd \
 	tests/check_ops tests/check_metrics tests/check_tls \
-	tests/check_idmap tests/check_msg tests/check_offload
+	tests/check_idmap tests/check_msg tests/check_offload \
+	tests/check_glob tests/check_pubsub tests/check_pubsub_core
 TEST_OBJS = tests/testutil.o tests/faults.o tests/proto_harness.o
 # What every test binary links: the helpers and the /proc readers.
 TESTUTIL = tests/testutil.o src/common/procstat.o
@@ -140,7 +142,8 @@ ALL_OBJS = $(SERVER_OBJS) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	$(STORE_OBJS) $(ECHOBENCH_OBJS) $(WQ_OBJS) $(TEST_OBJS) \
 	$(TESTS:%=%.o) $(STRESS_TESTS:%=%.o) $(HAPROXY_TESTS:%=%.o) \
 	$(BENCH_PEERS:%=%.o) \
-	$(EXAMPLES:%=%.o) bench/bench_workqueue.o bench/offload_client.o
+	$(EXAMPLES:%=%.o) bench/bench_workqueue.o bench/offload_client.o \
+	bench/pubsub_client.o
 
 all: $(PROGRAMS) $(LIBS) $(EXAMPLES) $(PROTO_OBJS) $(PROTO_EXAMPLE_OBJS) \
 	echoserver.service
@@ -291,6 +294,9 @@ tests/check_msg: tests/check_msg.o $(TESTUTIL) src/worker.o src/conn.o \
 tests/check_common: tests/check_common.o $(TESTUTIL) src/common/parse.o \
 		src/common/fdlimit.o
 tests/check_echoserver: tests/check_echoserver.o $(TESTUTIL)
+tests/check_glob: tests/check_glob.o $(TESTUTIL) src/common/glob.o
+tests/check_pubsub_core: tests/check_pubsub_core.o $(TESTUTIL) src/pubsub.o \
+		src/common/glob.o
 tests/check_hardening: tests/check_hardening.o $(TESTUTIL)
 tests/check_protocols: tests/check_protocols.o $(TESTUTIL)
 tests/check_resp_cli: tests/check_resp_cli.o $(TESTUTIL)
@@ -305,6 +311,7 @@ tests/check_ops: tests/check_ops.o $(TESTUTIL) | echoserver echobench
 tests/check_metrics: tests/check_metrics.o $(TESTUTIL)
 tests/check_tls: tests/check_tls.o $(TESTUTIL) | echobench
 tests/check_offload: tests/check_offload.o $(TESTUTIL)
+tests/check_pubsub: tests/check_pubsub.o $(TESTUTIL)
 tests/check_store: tests/check_store.o $(TESTUTIL) $(STORE_OBJS)
 tests/stress_echoserver: tests/stress_echoserver.o $(TESTUTIL)
 tests/check_haproxy: tests/check_haproxy.o $(TESTUTIL)
@@ -352,12 +359,12 @@ tests/echoserver-faults: $(SERVER_OBJS) $(PROTO_OBJS) $(STORE_OBJS) \
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
 FUZZ_RUNS =
-FUZZ_HARNESSES = proto resp proxy log
+FUZZ_HARNESSES = proto resp proxy log glob
 FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
 FUZZ_COMMON_SRCS = tests/proto_harness.c $(PROTO_OBJS:.o=.c) \
 	$(patsubst %.o,%.c,$(STORE_OBJS))
-FUZZ_HEADERS = src/proto/proto.h src/proto/lines.h src/proto/resp_parse.h \
+FUZZ_HEADERS = src/common/glob.h src/proto/proto.h src/proto/lines.h src/proto/resp_parse.h \
 	src/proto/resp_cmd.h src/proto/resp_reply.h src/store.h \
 	tests/proto_harness.h
 FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),\
@@ -381,6 +388,10 @@ tests/fuzz_log: tests/fuzz_log.c src/log.c src/log.h
 	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -pthread -Isrc \
 		$(WARNINGS) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) \
 		$(LIBEVENT_LIBS)
+# The glob matcher alone: no harness, no handler.
+tests/fuzz_glob: tests/fuzz_glob.c src/common/glob.c src/common/glob.h
+	$(QUIET_LINK)$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -Isrc $(WARNINGS) \
+		$(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 	@set -e; for h in $(FUZZ_HARNESSES); do \
 		mkdir -p tests/tmp/fuzz/$$h; \
@@ -396,7 +407,8 @@ fuzz: $(FUZZ_HARNESSES:%=tests/fuzz_%)
 INTEGRATION_TESTS = tests/check_echoserver tests/check_hardening \
 	tests/check_protocols tests/check_resp_cli tests/check_udp \
 	tests/check_proxy_server tests/check_systemd tests/check_metrics \
-	tests/check_tls tests/check_offload
+	tests/check_tls tests/check_offload \
+	tests/check_pubsub
 
 # Tests hold the benchmark lock shared and `make bench` holds it alone, so
 # a benchmark never runs beside a test suite (docs/benchmarks.md).
@@ -543,6 +555,17 @@ bench/offload_client: bench/offload_client.o
 bench-offload: echoserver bench/offload_client
 	flock $(BENCH_LOCK) /usr/bin/python3 bench/offload.py \
 		$(if $(BENCH_QUICK),--quick) $(BENCH_OFFLOAD_ARGS)
+# Pub/sub: 1 publisher, 1,000 subscribers, 64 B messages, echoserver
+# against redis-server 7, interleaved (bench/pubsub.py, driving the C
+# client bench/pubsub_client): docs/benchmarks-pubsub.md, under the same
+# lock.  BENCH_QUICK=1 is the three-minute version.
+BENCH_PUBSUB_ARGS =
+bench/pubsub_client: bench/pubsub_client.o src/common/procstat.o \
+		src/common/fdlimit.o
+	$(QUIET_LINK)$(CC) $(ALL_LDFLAGS) -o $@ $^
+bench-pubsub: echoserver bench/pubsub_client
+	flock -w 900 $(BENCH_LOCK) /usr/bin/python3 bench/pubsub.py \
+		$(if $(BENCH_QUICK),--quick) $(BENCH_PUBSUB_ARGS)
 
 # The library against GThreadPool, interleaved, under the same lock.
 bench/bench_workqueue.o: bench/bench_workqueue.c BUILD-FLAGS

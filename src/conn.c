@@ -58,6 +58,7 @@ enum conn_flags {
 	CONN_JOB_WAIT = 1 << 12,	/* a job could not be submitted: not read
 				 * until one comes back (conn_job_wait) */
 	CONN_RETRY_LISTED = 1 << 13,	/* on env->job_waiters */
+	CONN_HELD = 1 << 14,	/* reading stopped by conn_hold_input() */
 };
 
 /*
@@ -265,7 +266,7 @@ static void conn_resume(struct conn *c)
 {
 	c->flags &= ~CONN_PAUSED;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	if (!(c->flags & (CONN_CLOSING | CONN_JOB_WAIT)))
+	if (!(c->flags & (CONN_CLOSING | CONN_JOB_WAIT | CONN_HELD)))
 		bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -1621,7 +1622,7 @@ static void conn_job_resume(struct conn *c)
 	c->flags &= ~CONN_JOB_WAIT;
 	if (c->flags & (CONN_CLOSING | CONN_BROKEN))
 		return;
-	if (!(c->flags & CONN_PAUSED))
+	if (!(c->flags & (CONN_PAUSED | CONN_HELD)))
 		bufferevent_enable(c->bev, EV_READ);
 	if (c->pending)
 		conn_input(c, NULL, 0);	/* may free @c */
@@ -1707,4 +1708,23 @@ static size_t conn_jobs_free(struct conn *c)
 	free(j);
 	c->jobs = NULL;
 	return dropped;
+}
+
+/* --- input held by the handler (proto.h) --------------------------------- */
+
+void conn_hold_input(struct conn *c, bool hold)
+{
+	if (hold) {
+		c->flags |= CONN_HELD;
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->flags &= ~CONN_HELD;
+	if (!(c->flags & (CONN_CLOSING | CONN_PAUSED | CONN_JOB_WAIT)))
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+void conn_count_overflow(struct conn *c)
+{
+	stat_add(&c->env->stats.output_overflows, 1);
 }

@@ -48,6 +48,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_HANDSHAKE_TIMEOUT,
+	OPT_PUBSUB_LIMIT,
 	OPT_OFFLOAD,
 	OPT_OFFLOAD_THREADS,
 	OPT_OFFLOAD_QUEUE,
@@ -85,6 +86,7 @@ static const struct option long_options[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-handshake-timeout", required_argument, NULL,
 	    OPT_TLS_HANDSHAKE_TIMEOUT },
+	{ "pubsub-limit", required_argument, NULL, OPT_PUBSUB_LIMIT },
 	{ "offload", no_argument, NULL, OPT_OFFLOAD },
 	{ "offload-threads", required_argument, NULL, OPT_OFFLOAD_THREADS },
 	{ "offload-queue", required_argument, NULL, OPT_OFFLOAD_QUEUE },
@@ -112,6 +114,10 @@ void options_init(struct options *o)
 	o->offload_queue = 1024;
 	o->max_bulk = PROTO_MAX_BULK_LIMIT;
 	o->tls_handshake_timeout = 10.0;
+	/* redis's client-output-buffer-limit pubsub 32mb 8mb 60. */
+	o->pubsub_hard = (size_t)32 << 20;
+	o->pubsub_soft = (size_t)8 << 20;
+	o->pubsub_seconds = 60;
 	o->log_level = LL_INFO;
 	udp_config_init(&o->udp_cfg);
 	o->proxy_timeout = 5.0;
@@ -165,6 +171,10 @@ void options_usage(FILE *out)
 "                          0: no limit)\n"
 "      --udp-rate-table N  source addresses tracked per worker (default\n"
 "                          4096; more are evicted, oldest first)\n"
+"      --pubsub-limit HARD[:SOFT:SECS]\n"
+"                          close a resp subscriber whose pending output\n"
+"                          passes HARD, or stays past SOFT for SECS\n"
+"                          (default 32M:8M:60, as redis; 0: no limit)\n"
 "  -t, --threads N         worker threads (default: the CPUs this process\n"
 "                          may run on)\n"
 "      --offload           run slow requests (sha256 lines, resp's DEBUG\n"
@@ -276,6 +286,37 @@ static int parse_bytes(const char *s, uint64_t min, uint64_t max,
 }
 
 #define WATER_MAX ((uint64_t)1 << 40)
+
+/* --pubsub-limit HARD[:SOFT:SECONDS]; HARD alone has no soft limit. */
+static int parse_pubsub_limit(struct options *o, const char *arg)
+{
+	char hard[32], soft[32];
+	const char *c1 = strchr(arg, ':'), *c2 = c1 ? strchr(c1 + 1, ':') :
+	    NULL;
+	size_t h, sf = 0;
+	double secs = 0;
+
+	if (!c1) {
+		if (parse_bytes(arg, 0, WATER_MAX, &h))
+			return -1;
+	} else {
+		if (!c2 || (size_t)(c1 - arg) >= sizeof(hard) ||
+		    (size_t)(c2 - c1 - 1) >= sizeof(soft))
+			return -1;
+		snprintf(hard, sizeof(hard), "%.*s", (int)(c1 - arg), arg);
+		snprintf(soft, sizeof(soft), "%.*s", (int)(c2 - c1 - 1),
+		    c1 + 1);
+		if (parse_bytes(hard, 0, WATER_MAX, &h) ||
+		    parse_bytes(soft, 0, WATER_MAX, &sf) ||
+		    parse_seconds(c2 + 1, 86400 * 365, &secs))
+			return -1;
+	}
+	o->pubsub_hard = h;
+	o->pubsub_soft = sf;
+	o->pubsub_seconds = secs;
+	return 0;
+}
+
 
 /*
  * "[ADDR:]PORT", for -u and --metrics: a bare port is every interface,
@@ -542,6 +583,10 @@ enum options_result options_parse(struct options *o, int argc, char **argv,
 		case OPT_TLS_HANDSHAKE_TIMEOUT:
 			if (parse_seconds(arg, 86400, &o->tls_handshake_timeout)
 			    || o->tls_handshake_timeout <= 0)
+				goto bad_value;
+			break;
+		case OPT_PUBSUB_LIMIT:
+			if (parse_pubsub_limit(o, arg))
 				goto bad_value;
 			break;
 		case OPT_OFFLOAD:

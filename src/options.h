@@ -44,6 +44,9 @@ struct options {
 	size_t max_line;	/* the line handlers' limit */
 	size_t max_bulk;	/* resp's bulk-string limit */
 	size_t max_memory;	/* the store's limit; 0: none */
+	size_t pubsub_hard;	/* --pubsub-limit: a subscriber's output */
+	size_t pubsub_soft;	/* caps; 0: none */
+	double pubsub_seconds;
 	int threads;		/* workers */
 	int offload;		/* --offload: slow requests go to a pool */
 	int offload_threads;	/* its threads; 0: the usable CPUs */

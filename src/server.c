@@ -8,6 +8,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
+#include "pubsub.h"
 #include "store.h"
 #include "udp.h"
 #include "systemd.h"
@@ -87,6 +88,19 @@ static void server_proto_stats(const struct proto_config *cfg,
 	out->uptime = monotonic_seconds() - s->started;
 	out->workers = s->n_workers;
 	out->port = s->first_port;
+}
+
+/* pubsub's way to a worker: a message call (proto.h, msg_call()). */
+static void server_pubsub_run(struct conn_env *env, void *arg)
+{
+	pubsub_msg_run(arg);
+}
+
+static int server_pubsub_post(void *ctx, int worker, struct pubsub_msg *m)
+{
+	struct server *s = ctx;
+
+	return msg_call(&s->hub, worker, server_pubsub_run, m);
 }
 
 static void server_sweep_cb(evutil_socket_t fd, short what, void *arg)
@@ -387,6 +401,15 @@ int server_init(struct server *s, const struct options *o)
 		log_error("cannot create the key-value store");
 		return -1;
 	}
+	s->pubsub = pubsub_new(&(struct pubsub_options){
+		.workers = o->threads,
+		.post = server_pubsub_post,
+		.post_ctx = s,
+	});
+	if (!s->pubsub) {
+		log_error("cannot create the pub/sub registry");
+		return -1;
+	}
 	s->proto_cfg = (struct proto_config){
 		.banner = o->banner,
 		.max_line = o->max_line,
@@ -395,6 +418,12 @@ int server_init(struct server *s, const struct options *o)
 		.max_memory = o->max_memory,
 		.stats = server_proto_stats,
 		.hub = &s->hub,
+		.pubsub = s->pubsub,
+		.pubsub_limit = {
+			.hard = o->pubsub_hard,
+			.soft = o->pubsub_soft,
+			.seconds = o->pubsub_seconds,
+		},
 	};
 	s->wcfg = (struct worker_config){
 		.high_water = o->high_water,
@@ -574,6 +603,10 @@ join:
 void server_release(struct server *s)
 {
 	metrics_free(s->metrics);
+	/* Batches still queued run as the workers are released; they must
+	 * not post credits to workers already gone. */
+	if (s->pubsub)
+		pubsub_stop(s->pubsub);
 	for (int i = 0; i < s->n_ports; i++)
 		listener_free(s->ports[i].listener);
 	/* No pool thread may post into a queue being freed. */
@@ -596,6 +629,7 @@ void server_release(struct server *s)
 		event_free(s->sweep_timer);
 	if (s->store)
 		store_free(s->store);
+	pubsub_free(s->pubsub);
 	if (s->base)
 		event_base_free(s->base);
 	memset(s, 0, sizeof(*s));

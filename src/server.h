@@ -57,6 +57,7 @@ struct server {
 	struct worker_config wcfg;
 	struct msg_hub hub;	/* the workers, for messages (msg.h) */
 	struct offload offload;	/* --offload's pool; wq NULL when off */
+	struct pubsub *pubsub;	/* resp's channels (pubsub.h) */
 	struct proto_config proto_cfg;
 	struct event *sig_int, *sig_term, *sig_usr1;
 	struct event *sig_hup;	/* reloads the TLS certificate */

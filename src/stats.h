@@ -85,7 +85,9 @@ static inline uint64_t stat_get(stat_t *s)
 	/* submits deferred: the connection's limit or a full pool */	\
 	X(jobs_deferred, "jobs_deferred")					\
 	/* notify-pipe wake-ups; for tests, not logged */		\
-	X(wakeups, NULL)
+	X(wakeups, NULL)						\
+	/* closed: output over the handler's cap (pub/sub limit) */	\
+	X(output_overflows, "output_overflows")
 
 /* Owned by the main thread. */
 #define LISTENER_STATS_FIELDS(X)					\

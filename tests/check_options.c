@@ -156,6 +156,32 @@ START_TEST(test_options_listen_prefix_proxy_sets_the_flag)
 }
 END_TEST
 
+START_TEST(test_options_pubsub_limit_is_redis_s_by_default_and_settable)
+{
+	const char *none[] = { NULL };
+	const char *hard[] = { "--pubsub-limit", "1m", NULL };
+	const char *all[] = { "--pubsub-limit", "64M:2k:0.5", NULL };
+	const char *off[] = { "--pubsub-limit", "0", NULL };
+	struct options o;
+	char err[256];
+
+	ck_assert_int_eq(parse(&o, err, none), OPTIONS_OK);
+	ck_assert_uint_eq(o.pubsub_hard, 32u << 20);
+	ck_assert_uint_eq(o.pubsub_soft, 8u << 20);
+	ck_assert(o.pubsub_seconds == 60);
+	ck_assert_int_eq(parse(&o, err, hard), OPTIONS_OK);
+	ck_assert_uint_eq(o.pubsub_hard, 1u << 20);
+	ck_assert_uint_eq(o.pubsub_soft, 0);
+	ck_assert_int_eq(parse(&o, err, all), OPTIONS_OK);
+	ck_assert_uint_eq(o.pubsub_hard, 64u << 20);
+	ck_assert_uint_eq(o.pubsub_soft, 2048);
+	ck_assert(o.pubsub_seconds == 0.5);
+	ck_assert_int_eq(parse(&o, err, off), OPTIONS_OK);
+	ck_assert_uint_eq(o.pubsub_hard, 0);
+	ck_assert_uint_eq(o.pubsub_soft, 0);
+}
+END_TEST
+
 START_TEST(test_options_protocols_lists_every_handler)
 {
 	const char *args[] = { "--protocols", NULL };
@@ -284,6 +310,12 @@ static const struct bad {
 	{ { "--max-bulk", "513M" }, "'513M'", "'--max-bulk'" },
 	{ { "--max-memory", "-1" }, "'-1'", "'--max-memory'" },
 	{ { "--max-memory", "1x" }, "'1x'", "'--max-memory'" },
+	{ { "--pubsub-limit", "32m:8m" }, "'32m:8m'", "'--pubsub-limit'" },
+	{ { "--pubsub-limit", "x" }, "'x'", "'--pubsub-limit'" },
+	{ { "--pubsub-limit", "1m:1k:-1" }, "'1m:1k:-1'",
+	    "'--pubsub-limit'" },
+	{ { "--pubsub-limit", "1m:1k:1:2" }, "'1m:1k:1:2'",
+	    "'--pubsub-limit'" },
 	{ { "--idle-timeout", "-1" }, "'-1'", "'--idle-timeout'" },
 	{ { "--idle-timeout", "nan" }, "'nan'", "'--idle-timeout'" },
 	{ { "--write-timeout", "1s" }, "'1s'", "'--write-timeout'" },
@@ -421,6 +453,8 @@ static Suite *options_suite(void)
 	tcase_add_test(tc, test_options_listen_prefix_proxy_sets_the_flag);
 	tcase_add_test(tc,
 	    test_options_tls_prefix_marks_a_listener_and_needs_cert_and_key);
+	tcase_add_test(tc,
+	    test_options_pubsub_limit_is_redis_s_by_default_and_settable);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bad");
 	tcase_add_loop_test(tc,

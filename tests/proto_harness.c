@@ -242,6 +242,18 @@ uint64_t proto_job_conn(const struct proto_job *job)
 	abort();
 }
 
+/* resp's pub/sub holds a publisher and counts a cut subscriber; with no
+ * pub/sub in the harness (config.pubsub NULL) neither is reached. */
+void conn_hold_input(struct conn *c, bool hold)
+{
+	harness_breach(c, "conn_hold_input() is not simulated");
+}
+
+void conn_count_overflow(struct conn *c)
+{
+	harness_breach(c, "conn_count_overflow() is not simulated");
+}
+
 /* Brackets one handler call: conn_reply() is allowed, and may point
  * into @in (NULL for open()). */
 static void harness_call_begin(struct conn *c, const char *in, size_t len)

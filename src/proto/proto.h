@@ -52,6 +52,7 @@
 #ifndef PROTO_H
 #define PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -62,6 +63,7 @@ struct conn;
 struct conn_env;
 struct msg_hub;
 struct offload;
+struct pubsub;
 struct store;
 
 /* Returned by open() or data() to close the connection. */
@@ -97,6 +99,14 @@ struct proto_config {
 				 * NULL where there is no server */
 	struct offload *offload;	/* the --offload pool, for
 					 * conn_offload(); NULL: off */
+	struct pubsub *pubsub;	/* resp's channels, shared by every
+				 * worker (pubsub.h); NULL: none */
+	struct proto_pubsub_limit {
+		size_t hard;	/* a subscriber's pending output past
+				 * which it is closed; 0: none */
+		size_t soft;	/* ... past which for seconds; 0: none */
+		double seconds;
+	} pubsub_limit;		/* --pubsub-limit */
 
 	/* Fills @out; callable from any worker thread.  NULL where there
 	 * is no server (the unit tests). */
@@ -381,6 +391,19 @@ int proto_job_cancelled(const struct proto_job *job);
 
 /* The id of @job's connection (for msg_wake(), say); any thread. */
 uint64_t proto_job_conn(const struct proto_job *job);
+
+/*
+ * Stops (@hold true) or resumes reading @c's socket, for a handler that
+ * must wait for something other than its own output, as resp's PUBLISH
+ * waits for its messages to drain (src/pubsub.h, "Flow control").
+ * Independent of the output backpressure: reading resumes when neither
+ * holds it.  Owning worker only.
+ */
+void conn_hold_input(struct conn *c, bool hold);
+
+/* Counts @c in output_overflows: closed for output over the handler's
+ * cap (resp's pub/sub limit); call it next to conn_abort(). */
+void conn_count_overflow(struct conn *c);
 
 /* The built-in handlers, NULL-terminated, in --protocols order. */
 extern const struct proto_ops *const proto_handlers[];

@@ -23,7 +23,7 @@
 
 static int resp_open(struct conn *c, void *state)
 {
-	resp_conn_init(state);
+	resp_conn_init(state, c);
 	return 0;
 }
 
@@ -75,7 +75,21 @@ static ssize_t resp_data(struct conn *c, void *state, const char *in,
 	}
 	if (requests)
 		conn_count_requests(c, requests);
-	return ret == PROTO_CLOSE ? PROTO_CLOSE : (ssize_t)pos;
+	resp_pubsub_after_read(c, rc);
+	if (ret == PROTO_CLOSE) {
+		/* No more messages for a connection on its way out. */
+		resp_pubsub_release(rc);
+		return PROTO_CLOSE;
+	}
+	return (ssize_t)pos;
+}
+
+/* The client is done sending: a subscriber takes no more messages while
+ * the connection flushes and closes. */
+static void resp_eof(struct conn *c, void *state, const char *in,
+    size_t len)
+{
+	resp_pubsub_release(state);
 }
 
 static void resp_release(struct conn *c, void *state)
@@ -86,10 +100,11 @@ static void resp_release(struct conn *c, void *state)
 const struct proto_ops proto_resp = {
 	.name = "resp",
 	.summary = "redis protocol (RESP2): PING, GET, SET, INCR, MGET, ... "
-	    "on the shared store",
+	    "on the shared store, and PUBLISH/SUBSCRIBE across workers",
 	.state_size = sizeof(struct resp_conn),
 	.max_pending = RESP_MAX_PENDING,
 	.open = resp_open,
 	.data = resp_data,
+	.eof = resp_eof,
 	.release = resp_release,
 };

@@ -21,13 +21,15 @@ struct resp_cmd {
 
 static atomic_uint_fast64_t resp_next_id;
 
-void resp_conn_init(struct resp_conn *rc)
+void resp_conn_init(struct resp_conn *rc, struct conn *c)
 {
 	rc->id = (uint64_t)atomic_fetch_add(&resp_next_id, 1) + 1;
+	rc->conn = c;
 }
 
 void resp_conn_release(struct resp_conn *rc)
 {
+	resp_pubsub_release(rc);
 	resp_parser_release(&rc->parser);
 	free(rc->name);
 	rc->name = NULL;
@@ -395,6 +397,12 @@ static const struct resp_cmd resp_cmds[] = {
 	{ "config", -2, resp_cmd_config },
 	{ "info", -1, resp_cmd_info },
 	{ "debug", -2, resp_cmd_debug },
+	{ "subscribe", -2, resp_cmd_subscribe },
+	{ "unsubscribe", -1, resp_cmd_unsubscribe },
+	{ "psubscribe", -2, resp_cmd_psubscribe },
+	{ "punsubscribe", -1, resp_cmd_punsubscribe },
+	{ "publish", 3, resp_cmd_publish },
+	{ "pubsub", -2, resp_cmd_pubsub },
 };
 
 #define NCMDS (sizeof(resp_cmds) / sizeof(resp_cmds[0]))
@@ -402,6 +410,17 @@ static const struct resp_cmd resp_cmds[] = {
 size_t resp_cmd_count(void)
 {
 	return NCMDS;
+}
+
+/* What RESP2's subscribed mode allows, as redis 7.0 (which also has
+ * RESET and the sharded commands, unknown here). */
+static int allowed_when_subscribed(const struct resp_cmd *cmd)
+{
+	return cmd->fn == resp_cmd_subscribe ||
+	    cmd->fn == resp_cmd_unsubscribe ||
+	    cmd->fn == resp_cmd_psubscribe ||
+	    cmd->fn == resp_cmd_punsubscribe || cmd->fn == resp_cmd_ping ||
+	    cmd->fn == resp_cmd_quit;
 }
 
 int resp_cmd_run(struct conn *c, struct resp_conn *rc,
@@ -424,6 +443,14 @@ int resp_cmd_run(struct conn *c, struct resp_conn *rc,
 	if ((cmd->arity > 0 && argc != (size_t)cmd->arity) ||
 	    (cmd->arity < 0 && argc < (size_t)-cmd->arity)) {
 		resp_reply_arity(c, cmd->name);
+		return 0;
+	}
+	if (resp_subscribed(rc) && !allowed_when_subscribed(cmd)) {
+		/* RESP2's subscribed mode, checked after the arity as redis
+		 * does; the text is redis 7.0's, RESET and all. */
+		resp_reply_errorf(c, "ERR Can't execute '%s': only "
+		    "(P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
+		    "are allowed in this context", cmd->name);
 		return 0;
 	}
 	return cmd->fn(c, rc, argv, argc);

@@ -30,6 +30,7 @@
 
 #include "proto/proto.h"
 #include "proto/resp_parse.h"
+#include "pubsub.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -52,10 +53,22 @@ struct resp_conn {
 	uint64_t id;		/* CLIENT ID, HELLO; unique per server */
 	char *name;		/* CLIENT SETNAME; owned, or NULL */
 	size_t name_len;
+
+	/* Pub/sub (resp_pubsub.c). */
+	struct conn *conn;	/* whose state this is */
+	struct pubsub_local *ps;	/* its worker's, once used */
+	struct pubsub_sub sub;	/* subscribed mode while it has any */
+	struct pubsub_waiter waiter;	/* a publisher waiting for credit */
+	bool published;		/* PUBLISH in this read: flush after */
+	char *ps_out;		/* messages of the batch running */
+	size_t ps_len, ps_cap;
+	size_t ps_base;		/* output pending when the batch began */
+	const struct proto_pubsub_limit *limit;	/* conn_config()'s */
+	uint64_t soft_since;	/* ms over the soft limit since; 0: not */
 };
 
-/* Gives @rc (borrowed) its connection id. */
-void resp_conn_init(struct resp_conn *rc);
+/* Sets up @rc (borrowed), the state of @c: its connection id. */
+void resp_conn_init(struct resp_conn *rc, struct conn *c);
 
 /* Frees what @rc holds. */
 void resp_conn_release(struct resp_conn *rc);
@@ -95,5 +108,26 @@ void resp_reply_unknown_subcommand(struct conn *c,
 resp_cmd_fn resp_cmd_ping, resp_cmd_echo, resp_cmd_quit, resp_cmd_select,
     resp_cmd_hello, resp_cmd_client, resp_cmd_command, resp_cmd_config,
     resp_cmd_info, resp_cmd_debug;
+
+/* --- pub/sub, in resp_pubsub.c ------------------------------------------ */
+
+#define RESP_ERR_NO_PUBSUB "ERR no pub/sub on this server"
+
+resp_cmd_fn resp_cmd_subscribe, resp_cmd_unsubscribe, resp_cmd_psubscribe,
+    resp_cmd_punsubscribe, resp_cmd_publish, resp_cmd_pubsub;
+
+/* True while @rc is subscribed to anything: RESP2's subscribed mode. */
+static inline bool resp_subscribed(const struct resp_conn *rc)
+{
+	return pubsub_sub_count(&rc->sub) > 0;
+}
+
+/* After the requests of one read: sends what they published, and holds
+ * the connection's input if too much is in flight (pubsub.h). */
+void resp_pubsub_after_read(struct conn *c, struct resp_conn *rc);
+
+/* The connection is closing: unsubscribes it from everything, so that it
+ * gets no more messages while it flushes.  Idempotent. */
+void resp_pubsub_release(struct resp_conn *rc);
 
 #endif

@@ -8,6 +8,7 @@
 #include "proto/resp_cmd.h"
 #include "proto/resp_reply.h"
 #include "store.h"
+#include "common/glob.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -28,12 +29,19 @@
 int resp_cmd_ping(struct conn *c, struct resp_conn *rc,
     const struct resp_arg *argv, size_t argc)
 {
-	if (argc > 2)
+	if (argc > 2) {
 		resp_reply_arity(c, "ping");
-	else if (argc == 2)
+	} else if (resp_subscribed(rc)) {
+		/* RESP2 subscribed mode: a push-shaped pair, as redis. */
+		resp_reply_array(c, 2);
+		resp_reply_bulk_str(c, "pong");
+		resp_reply_bulk(c, argc == 2 ? argv[1].p : "",
+		    argc == 2 ? argv[1].len : 0);
+	} else if (argc == 2) {
 		resp_reply_bulk(c, argv[1].p, argv[1].len);
-	else
+	} else {
 		conn_reply(c, "+PONG\r\n", 7);
+	}
 	return 0;
 }
 
@@ -223,38 +231,6 @@ int resp_cmd_command(struct conn *c, struct resp_conn *rc,
 	return 0;
 }
 
-/* A glob match with redis's '*', '?' and '\' (no [sets]), in any ASCII
- * case, of @pat (@plen bytes) against the NUL-terminated @s. */
-static int glob_match(const char *pat, size_t plen, const char *s)
-{
-	while (plen > 0) {
-		if (*pat == '*') {
-			while (plen > 1 && pat[1] == '*') {
-				pat++;
-				plen--;
-			}
-			if (plen == 1)
-				return 1;
-			for (; *s; s++)
-				if (glob_match(pat + 1, plen - 1, s))
-					return 1;
-			return glob_match(pat + 1, plen - 1, s);
-		}
-		if (!*s)
-			return 0;
-		if (*pat == '\\' && plen > 1) {
-			pat++;
-			plen--;
-		}
-		if (*pat != '?' && (*pat | 0x20) != (*s | 0x20))
-			return 0;
-		pat++;
-		plen--;
-		s++;
-	}
-	return *s == '\0';
-}
-
 /*
  * CONFIG GET pattern [pattern ...]: redis-benchmark reads "save" and
  * "appendonly" at start-up and wants a pair back for each, so those two
@@ -293,7 +269,7 @@ int resp_cmd_config(struct conn *c, struct resp_conn *rc,
 	for (j = 2; j < argc; j++)
 		for (i = 0; i < nparams; i++)
 			if (!hit[i] && glob_match(argv[j].p, argv[j].len,
-			    params[i][0])) {
+			    params[i][0], strlen(params[i][0]), GLOB_NOCASE)) {
 				hit[i] = 1;
 				n++;
 			}
