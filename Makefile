@@ -84,7 +84,8 @@ endif
 # --- what gets built ---------------------------------------------------------
 
 SERVER_OBJS = src/main.o src/options.o src/log.o src/common/xalloc.o \
-	src/conn_queue.o src/worker.o src/conn.o src/listener.o src/server.o \
+	src/conn_queue.o src/worker.o src/conn.o src/conn_proxy.o \
+	src/conn_tls.o src/conn_jobs.o src/listener.o src/server.o \
 	src/stats.o src/netaddr.o src/common/parse.o src/common/fdlimit.o \
 	src/udp.o src/proxy.o src/systemd.o src/metrics.o src/tls.o \
 	src/idmap.o src/msg.o src/offload.o src/ticker.o
@@ -282,12 +283,14 @@ tests/check_conn_queue: tests/check_conn_queue.o $(TESTUTIL) \
 		src/conn_queue.o src/common/xalloc.o
 tests/check_options: tests/check_options.o $(TESTUTIL) src/options.o src/udp.o \
 		src/log.o src/common/xalloc.o src/netaddr.o src/common/parse.o \
-		src/conn.o src/proxy.o src/tls.o src/idmap.o src/offload.o \
+		src/conn.o src/conn_proxy.o src/conn_tls.o src/conn_jobs.o \
+		src/proxy.o src/tls.o src/idmap.o src/offload.o \
 		src/worker.o src/conn_queue.o src/msg.o src/udp.o \
 		$(PROTO_OBJS) $(STORE_OBJS) libworkqueue.a
 tests/check_idmap: tests/check_idmap.o $(TESTUTIL) src/idmap.o
 # Real worker threads and connections, with a test handler.
 tests/check_msg: tests/check_msg.o $(TESTUTIL) src/worker.o src/conn.o \
+		src/conn_proxy.o src/conn_tls.o src/conn_jobs.o \
 		src/conn_queue.o src/msg.o src/idmap.o src/log.o \
 		src/offload.o src/ticker.o docs/examples/proto_clock.o \
 		src/proxy.o src/tls.o src/udp.o src/netaddr.o libworkqueue.a

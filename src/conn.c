@@ -1,14 +1,18 @@
 /*
  * Client connections: the socket transport under a protocol handler.  The
  * read takeover, kept input, gathered replies with the eager write,
- * backpressure, half-close and flush-before-free.  See conn.h for the
- * design and proto/proto.h for the handler's side of the contract.
+ * backpressure, half-close and flush-before-free, and what other threads
+ * ask of a connection through its worker (conn_env_*).  The PROXY header
+ * phase is in conn_proxy.c, TLS in conn_tls.c and the ordered replies for
+ * offloaded jobs in conn_jobs.c; conn_impl.h is what they share.  See
+ * conn.h for the design and proto/proto.h for the handler's side of the
+ * contract.
  */
 #include "conn.h"
+#include "conn_impl.h"
 
 #include "log.h"
 #include "netaddr.h"
-#include "proxy.h"
 #include "proto/proto.h"
 #include "tls.h"
 
@@ -20,115 +24,12 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/*
- * libevent writes at most 16 KiB of pending output per write callback by
- * default (docs/design.md, fact 12); a backed-up bulk client would then
- * cost a callback per 16 KiB.  Let it write as much as one read brings.
- */
-#define CONN_MAX_SINGLE_WRITE (256 * 1024)
-
-enum conn_flags {
-	CONN_PAUSED = 1 << 0,	/* reading stopped by backpressure */
-	CONN_CLOSING = 1 << 1,	/* flushing, then free */
-	CONN_EOF = 1 << 2,	/* the client shut down its write side */
-	CONN_LINGER = 1 << 3,	/* sent FIN; discarding input until EOF */
-	CONN_BROKEN = 1 << 4,	/* a write failed; free once the handler
-				 * returns */
-	CONN_HEADER = 1 << 5,	/* awaiting the PROXY header: the handler
-				 * has not seen the connection yet */
-	CONN_TLS = 1 << 6,	/* a bufferevent_openssl (see conn.h) */
-	CONN_HANDSHAKE = 1 << 7,	/* TLS: handshake not finished */
-	CONN_WRITING = 1 << 8,	/* TLS: inside an output-buffer write,
-				 * which libevent may answer with
-				 * callbacks at once */
-	CONN_TLS_EOF = 1 << 9,	/* TLS: the client ended its stream; its
-				 * last bytes may still be on their way to
-				 * the read callback */
-	CONN_PROXIED = 1 << 10,	/* the PROXY header named the client */
-	CONN_ABORTED = 1 << 11,	/* conn_abort() in its own handler call */
-	CONN_JOB_WAIT = 1 << 12,	/* a job could not be submitted: not read
-				 * until one comes back (conn_job_wait) */
-	CONN_RETRY_LISTED = 1 << 13,	/* on env->job_waiters */
-	CONN_HELD = 1 << 14,	/* reading stopped by conn_hold_input() */
-};
-
-/*
- * One place in a connection's reply order while jobs are in flight
- * (conn.h, "Ordered replies"): a job's result to come (seq > 0, not
- * ready until it is back) or replies made meanwhile (seq 0, ready).
- */
-struct conn_slot {
-	struct conn_slot *next;
-	uint64_t seq;
-	bool ready;
-	_Atomic bool *cancel;	/* the job's flag, until it is back */
-	char *data;		/* owned */
-	size_t len, cap;
-};
-
-/* A connection's jobs; allocated at its first job. */
-struct conn_jobs {
-	struct conn_slot *head, *tail;	/* reply order */
-	unsigned in_flight;
-	uint64_t next_seq;
-	size_t bytes;		/* held in slots */
-	struct conn *wait_next;	/* env->job_waiters */
-};
-
-/* A PROXY header that came in pieces, kept while it is incomplete. */
-struct conn_header {
-	struct timespec deadline;	/* CLOCK_MONOTONIC */
-	size_t len, cap;
-	unsigned char buf[];
-};
-
-/* The first allocation for a header in pieces: any v1 line, a v2 with
- * IPv6 addresses and a few TLVs.  It grows to PROXY_HEADER_MAX. */
-#define CONN_HEADER_BUF 256
-
-/* Input the handler has not consumed yet; exists only while non-empty. */
-struct conn_pending {
-	size_t len, cap;
-	char buf[];
-};
-
-struct conn {
-	struct bufferevent *bev;
-	struct conn_env *env;
-	struct conn *prev, *next;	/* env->conns */
-	const struct conn_listen *listen;	/* borrowed, outlives us */
-	const struct proto_ops *ops;	/* listen->ops */
-	union {
-		struct conn_pending *pending;
-		/* TLS, while CONN_HANDSHAKE: the handshake's deadline.  It
-		 * shares the slot because no input is kept before the
-		 * handshake ends, so plain connections pay nothing for it. */
-		struct event *handshake_timer;
-	};
-	int fd;
-	unsigned flags;
-	uint64_t bytes_in, bytes_out;	/* payload, for the close log */
-	struct conn_header *header;	/* while CONN_HEADER */
-	union netaddr_ip peer;	/* the client: getpeername(), or the
-				 * PROXY header's source */
-	uint64_t id;		/* env->ids; never reused */
-	struct conn_jobs *jobs;	/* NULL until it offloads */
-	/* The handler's state follows, at CONN_STATE_OFFSET, when it has
-	 * any. */
-};
-
-#define CONN_STATE_OFFSET \
-	((sizeof(struct conn) + alignof(max_align_t) - 1) & \
-	    ~(alignof(max_align_t) - 1))
 
 static void *conn_state(struct conn *c)
 {
@@ -160,7 +61,7 @@ const struct sockaddr *conn_peer(const struct conn *c, socklen_t *len)
 }
 
 /* The client's address as text, for log lines. */
-static const char *conn_peer_text(const struct conn *c, char *buf,
+const char *conn_peer_text(const struct conn *c, char *buf,
     size_t size)
 {
 	if (netaddr_len(&c->peer.sa))
@@ -170,7 +71,7 @@ static const char *conn_peer_text(const struct conn *c, char *buf,
 	return buf;
 }
 
-static size_t conn_output_len(const struct conn *c)
+size_t conn_output_len(const struct conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
@@ -191,8 +92,6 @@ static size_t conn_batch_drop(struct conn *c)
 	b->copied = 0;
 	return len;
 }
-
-static size_t conn_jobs_free(struct conn *c);
 
 void conn_free(struct conn *c)
 {
@@ -247,7 +146,7 @@ void conn_free(struct conn *c)
 		event_base_loopexit(env->base, NULL);
 }
 
-static void conn_fail(struct conn *c, const char *what, int err)
+void conn_fail(struct conn *c, const char *what, int err)
 {
 	stat_add(&c->env->stats.errors, 1);
 	log_verbose("closing connection fd %d: %s: %s", c->fd, what,
@@ -255,14 +154,14 @@ static void conn_fail(struct conn *c, const char *what, int err)
 	conn_free(c);
 }
 
-static void conn_pause(struct conn *c)
+void conn_pause(struct conn *c)
 {
 	c->flags |= CONN_PAUSED;
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->env->low_water, 0);
 }
 
-static void conn_resume(struct conn *c)
+void conn_resume(struct conn *c)
 {
 	c->flags &= ~CONN_PAUSED;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -272,7 +171,7 @@ static void conn_resume(struct conn *c)
 
 /* A write failed.  The connection is freed by whoever called the
  * handler, never under it. */
-static void conn_break(struct conn *c, int err)
+void conn_break(struct conn *c, int err)
 {
 	struct conn_batch *b = &c->env->batch;
 
@@ -293,14 +192,11 @@ static void conn_break(struct conn *c, int err)
 		event_active(&c->bev->ev_read, EV_READ, 0);
 }
 
-static void conn_tls_writev(struct conn *c, const struct iovec *iov, int n,
-    size_t len);
-
 /*
  * Sends @len bytes in @iov[@n] (borrowed): straight to the socket while
  * nothing is pending before them, the rest into the output buffer.
  */
-static void conn_writev(struct conn *c, struct iovec *iov, int n, size_t len)
+void conn_writev(struct conn *c, struct iovec *iov, int n, size_t len)
 {
 	struct conn_env *env = c->env;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -417,8 +313,6 @@ static void conn_batch_add(struct conn_batch *b, const char *p, size_t len)
 	b->len += len;
 }
 
-static void conn_slot_append(struct conn *c, const char *p, size_t len);
-
 void conn_reply(struct conn *c, const void *buf, size_t len)
 {
 	struct conn_batch *b = &c->env->batch;
@@ -472,7 +366,7 @@ void conn_reply(struct conn *c, const void *buf, size_t len)
  * After a handler call: frees @c if a write failed.  Returns true if @c
  * is gone.
  */
-static bool conn_reap(struct conn *c)
+bool conn_reap(struct conn *c)
 {
 	if (!(c->flags & (CONN_BROKEN | CONN_ABORTED)))
 		return false;
@@ -535,7 +429,7 @@ static int conn_pending_append(struct conn *c, const char *buf, size_t len)
 
 /* Bytes arrived: hand them, after any kept input, to the handler.
  * Returns true if @c was closed or freed meanwhile. */
-static bool conn_input(struct conn *c, const char *buf, size_t n)
+bool conn_input(struct conn *c, const char *buf, size_t n)
 {
 	const char *in = buf;
 	size_t len = n;
@@ -580,7 +474,7 @@ static bool conn_input(struct conn *c, const char *buf, size_t n)
 
 /* The client shut down its sending side: it still gets everything it is
  * owed, and the handler sees what it left unconsumed. */
-static void conn_eof(struct conn *c)
+void conn_eof(struct conn *c)
 {
 	struct conn_pending *p = c->pending;
 
@@ -626,8 +520,6 @@ static void conn_finish(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ);
 }
 
-static void conn_close_output(struct conn *c);
-
 void conn_close(struct conn *c)
 {
 	struct conn_batch *b = &c->env->batch;
@@ -649,7 +541,7 @@ void conn_close(struct conn *c)
 }
 
 /* Closing, with every reply in the output buffer: flush it, then free. */
-static void conn_close_output(struct conn *c)
+void conn_close_output(struct conn *c)
 {
 	if (conn_output_len(c) == 0) {
 		conn_finish(c);
@@ -671,8 +563,6 @@ static void conn_linger_read(struct conn *c, short what)
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 		conn_free(c);
 }
-
-static void conn_header_read(struct conn *c, short what);
 
 /* The event's argument is the bufferevent, as libevent's own is: its
  * finalizer runs with that argument after bufferevent_free(). */
@@ -717,7 +607,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* libevent calls this when the output has drained to the low-watermark. */
-static void conn_write_cb(struct bufferevent *bev, void *arg)
+void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -730,7 +620,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 }
 
 /* Only the write side reaches here: errors and write-stall timeouts. */
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct conn_env *env = c->env;
@@ -747,7 +637,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* Lets the handler greet the client; @via (static) ends the log line.
  * Returns false if @c is gone, or closing (which may have freed it). */
-static bool conn_open(struct conn *c, const char *via)
+bool conn_open(struct conn *c, const char *via)
 {
 	int rc;
 
@@ -769,448 +659,6 @@ static bool conn_open(struct conn *c, const char *via)
 		return false;
 	}
 	return true;
-}
-
-/*
- * PROXY protocol listeners (conn.h, "PROXY header").  The header is
- * parsed where it lies: in the read buffer when it came in one read, as
- * it nearly always does, or in c->header when it came in pieces.  Reads
- * are capped so that c->header never holds more than PROXY_HEADER_MAX
- * bytes, and whatever follows the header in them is the client's first
- * payload, handed to the handler right after its open().
- */
-
-static void timespec_now(struct timespec *ts)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-}
-
-static void conn_tls_setup_after_header(struct conn *c);
-
-/* Closes @c, which sent no valid PROXY header: @why says what was
- * wrong. */
-static void conn_header_fail(struct conn *c, stat_t *counter,
-    const char *why)
-{
-	char peer[NETADDR_STRLEN];
-
-	stat_add(counter, 1);
-	log_verbose("closing connection fd %d from %s: %s", c->fd,
-	    conn_peer_text(c, peer, sizeof(peer)), why);
-	conn_free(c);
-}
-
-/* Waits for the header; the deadline counts from now. */
-static int conn_header_begin(struct conn *c)
-{
-	const struct timeval *tv = &c->listen->proxy_timeout;
-	struct conn_header *hd = malloc(sizeof(*hd) + CONN_HEADER_BUF);
-
-	if (!hd)
-		return -1;
-	timespec_now(&hd->deadline);
-	hd->deadline.tv_sec += tv->tv_sec;
-	hd->deadline.tv_nsec += (long)tv->tv_usec * 1000;
-	if (hd->deadline.tv_nsec >= 1000000000L) {
-		hd->deadline.tv_sec++;
-		hd->deadline.tv_nsec -= 1000000000L;
-	}
-	hd->len = 0;
-	hd->cap = CONN_HEADER_BUF;
-	c->header = hd;
-	c->flags |= CONN_HEADER;
-	return bufferevent_set_timeouts(c->bev, tv, c->env->write_tv);
-}
-
-/*
- * Re-arms the read timeout with what is left of the header's deadline:
- * the event is persistent, so libevent re-armed it with the full timeout
- * when this read arrived (docs/design.md, fact P5).  Returns false if the
- * deadline has passed.
- */
-static bool conn_header_rearm(struct conn *c)
-{
-	struct timespec now, *d = &c->header->deadline;
-	struct timeval left;
-	long long ns;
-
-	timespec_now(&now);
-	ns = (long long)(d->tv_sec - now.tv_sec) * 1000000000LL +
-	    (d->tv_nsec - now.tv_nsec);
-	if (ns <= 0)
-		return false;
-	left.tv_sec = (time_t)(ns / 1000000000LL);
-	left.tv_usec = (suseconds_t)(ns % 1000000000LL / 1000);
-	return bufferevent_set_timeouts(c->bev, &left, c->env->write_tv) == 0;
-}
-
-/* The header of @used bytes at @in (of @len) is valid: the handler takes
- * over, and gets the bytes after it. */
-static void conn_header_done(struct conn *c, const struct proxy_header *h,
-    const unsigned char *in, size_t len, size_t used)
-{
-	struct conn_env *env = c->env;
-	struct conn_header *hd = c->header;	/* @in may lie in it */
-
-	c->header = NULL;
-	c->flags &= ~CONN_HEADER;
-	/* LOCAL (HAProxy's health checks, fact P4) and address-less headers
-	 * keep the socket's address. */
-	if (h->has_addr)
-		c->peer = h->src;
-	c->flags |= CONN_PROXIED;
-	if (c->listen->flags & CONN_LISTEN_TLS) {
-		free(hd);
-		conn_tls_setup_after_header(c);
-		return;
-	}
-	if (bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv)) {
-		conn_fail(c, "restoring timeouts", ENOMEM);
-	} else if (conn_open(c, h->local ? " (PROXY v2 LOCAL)" :
-	    h->version == 1 ? " (PROXY v1)" : " (PROXY v2)") && len > used) {
-		stat_add(&env->stats.bytes_in, len - used);
-		c->bytes_in += len - used;
-		conn_input(c, (const char *)in + used, len - used);
-	}
-	free(hd);
-}
-
-/* Appends @n bytes to c->header, growing it; 0 or -1. */
-static int conn_header_keep(struct conn *c, const void *buf, size_t n)
-{
-	struct conn_header *hd = c->header;
-
-	if (hd->cap - hd->len < n) {
-		size_t cap = hd->len + n > hd->cap * 2 ? hd->len + n :
-		    hd->cap * 2;
-
-		hd = realloc(hd, sizeof(*hd) + cap);
-		if (!hd)
-			return -1;
-		hd->cap = cap;
-		c->header = hd;
-	}
-	memcpy(hd->buf + hd->len, buf, n);
-	hd->len += n;
-	return 0;
-}
-
-/*
- * Takes @n peeked bytes, all of them header, from the socket of a
- * proxy+tls+ connection.  They are at the front of its receive queue, so
- * one read takes them all, and it writes the same bytes over the read
- * buffer's copy, which may still be parsed.  Returns 0, or -1 after
- * closing @c.
- */
-static int conn_header_take(struct conn *c, size_t n)
-{
-	ssize_t got = n ? recv(c->fd, c->env->rbuf, n, 0) : 0;
-
-	if (got == (ssize_t)n)
-		return 0;
-	conn_fail(c, "taking the PROXY header", got < 0 ? errno : EIO);
-	return -1;
-}
-
-static void conn_header_read(struct conn *c, short what)
-{
-	struct conn_env *env = c->env;
-	struct conn_header *hd = c->header;
-	size_t room = PROXY_HEADER_MAX - hd->len;
-	const unsigned char *in = (const unsigned char *)env->rbuf;
-	struct proxy_header h;
-	const char *why = "bad PROXY header";
-	bool tls = c->listen->flags & CONN_LISTEN_TLS;
-	size_t kept = hd->len;	/* header bytes taken by earlier reads */
-	ssize_t n, used;
-	size_t len;
-
-	if ((what & EV_TIMEOUT) || !conn_header_rearm(c)) {
-		conn_header_fail(c, &env->stats.proxy_timeouts,
-		    "no complete PROXY header in time");
-		return;
-	}
-	/* Before TLS only the header may be taken from the socket: what
-	 * follows it is the handshake, for OpenSSL to read (conn_tls_setup).
-	 * So the bytes are peeked, and taken once it is known how many of
-	 * them are header (conn_header_take()). */
-	n = recv(c->fd, env->rbuf, room < env->rbuf_size ? room :
-	    env->rbuf_size, tls ? MSG_PEEK : 0);
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			conn_fail(c, "read", errno);
-		return;
-	}
-	if (n == 0) {
-		conn_header_fail(c, &env->stats.proxy_errors,
-		    "closed before a complete PROXY header");
-		return;
-	}
-	len = (size_t)n;
-	if (hd->len) {
-		if (conn_header_keep(c, env->rbuf, len)) {
-			conn_fail(c, "keeping the PROXY header", ENOMEM);
-			return;
-		}
-		hd = c->header;
-		in = hd->buf;
-		len = hd->len;
-	}
-	used = proxy_parse(in, len, &h, &why);
-	if (tls && used >= 0 && conn_header_take(c, used ? (size_t)used - kept :
-	    (size_t)n))
-		return;
-	if (used < 0) {
-		char msg[96];
-
-		snprintf(msg, sizeof(msg), "bad PROXY header: %s", why);
-		conn_header_fail(c, &env->stats.proxy_errors, msg);
-	} else if (used > 0) {
-		conn_header_done(c, &h, in, len, (size_t)used);
-	} else if (!hd->len && conn_header_keep(c, in, len)) {
-		conn_fail(c, "keeping the PROXY header", ENOMEM);
-	}
-}
-
-/*
- * TLS (see conn.h).  The bufferevent_openssl reads, decrypts and writes;
- * these callbacks connect it to the same handler path as the fast one.
- */
-
-/* A batch for a TLS connection: one contiguous copy into the output
- * buffer, which bufferevent_openssl encrypts and writes at once (its
- * output callback runs inside the commit, so any error callback it makes
- * finds CONN_WRITING set and only marks the connection). */
-static void conn_tls_writev(struct conn *c, const struct iovec *iov, int n,
-    size_t len)
-{
-	struct conn_env *env = c->env;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	struct evbuffer_iovec v;
-	char *p;
-
-	if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1) {
-		conn_break(c, ENOMEM);
-		return;
-	}
-	p = v.iov_base;
-	for (int i = 0; i < n; i++) {
-		memcpy(p, iov[i].iov_base, iov[i].iov_len);
-		p += iov[i].iov_len;
-	}
-	v.iov_len = len;
-	stat_add(&env->stats.bytes_out, len);
-	c->bytes_out += len;
-	c->flags |= CONN_WRITING;
-	if (evbuffer_commit_space(out, &v, 1))
-		conn_break(c, ENOMEM);
-	c->flags &= ~CONN_WRITING;
-	if (c->flags & CONN_BROKEN)
-		return;
-	if (evbuffer_get_length(out) > env->high_water) {
-		if (!(c->flags & CONN_PAUSED))
-			conn_pause(c);
-	} else if ((c->flags & CONN_PAUSED) &&
-	    evbuffer_get_length(out) <= env->low_water) {
-		/* Drained during the commit, when the write callback was
-		 * held off. */
-		conn_resume(c);
-	}
-}
-
-/*
- * Hands the decrypted input to the handler, a read buffer at a time;
- * input that arrives while closing is dropped, as a lingering close
- * does.  Returns true if @c is still open, false if it is closing or
- * gone.
- */
-static bool conn_tls_drain(struct conn *c)
-{
-	struct conn_env *env = c->env;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	size_t len;
-
-	while ((len = evbuffer_get_length(in)) > 0) {
-		int n;
-
-		if (c->flags & CONN_CLOSING) {
-			evbuffer_drain(in, len);
-			return false;
-		}
-		n = evbuffer_remove(in, env->rbuf, env->rbuf_size);
-		if (n <= 0)
-			break;
-		stat_add(&env->stats.bytes_in, (uint64_t)n);
-		c->bytes_in += (uint64_t)n;
-		if (conn_input(c, env->rbuf, (size_t)n))
-			return false;
-	}
-	return !(c->flags & CONN_CLOSING);
-}
-
-/* Decrypted input arrived, or (CONN_TLS_EOF) the client's last bytes
- * are all in: the handler sees them, then the end of the stream. */
-static void conn_tls_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	if (conn_reap(c))	/* broken outside a call (conn_break()) */
-		return;
-	if (conn_tls_drain(c) && (c->flags & CONN_TLS_EOF))
-		conn_eof(c);
-}
-
-/* The handshake is done: the connection starts its ordinary timeouts,
- * and its handler opens. */
-static void conn_tls_opened(struct conn *c)
-{
-	struct conn_env *env = c->env;
-
-	event_free(c->handshake_timer);
-	c->handshake_timer = NULL;
-	c->flags &= ~CONN_HANDSHAKE;
-	stat_add(&env->stats.tls_handshakes, 1);
-	if (bufferevent_set_timeouts(c->bev, env->idle_tv, env->write_tv)) {
-		conn_fail(c, "timeouts", ENOMEM);
-		return;
-	}
-	conn_open(c, c->flags & CONN_PROXIED ? " (PROXY, TLS)" : " (TLS)");
-}
-
-/* The handshake took longer than --tls-handshake-timeout in all, however
- * the client spread its bytes (fact T7 is why this is a timer of its
- * own rather than the bufferevent's timeouts). */
-static void conn_tls_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	stat_add(&c->env->stats.tls_handshake_timeouts, 1);
-	log_verbose("closing connection fd %d: no tls handshake within the "
-	    "timeout", c->fd);
-	conn_free(c);
-}
-
-static void conn_tls_handshake_failed(struct conn *c, short what)
-{
-	struct conn_env *env = c->env;
-	char why[128];
-
-	if (what & BEV_EVENT_TIMEOUT) {
-		stat_add(&env->stats.tls_handshake_timeouts, 1);
-		log_verbose("closing connection fd %d: tls handshake timed "
-		    "out", c->fd);
-	} else {
-		stat_add(&env->stats.tls_handshake_failures, 1);
-		log_verbose("closing connection fd %d: tls handshake failed: "
-		    "%s", c->fd, what & BEV_EVENT_EOF ? "closed by the client" :
-		    tls_error(c->bev, why, sizeof(why)));
-	}
-	conn_free(c);
-}
-
-/*
- * The client ended its stream, with close_notify or (fact T1) without.
- * libevent has stopped writing as well as reading (fact T5), so writing
- * is turned back on: the client is still owed its replies.  The last
- * bytes the client sent may not have reached the input buffer yet: libevent
- * reports the EOF from inside the read that decrypted them, and commits
- * them and runs the read callback only after this returns (fact T3).  So
- * the EOF is only noted here, and the read callback, run once more
- * after libevent's own (deferred, so it is the last), hands the handler
- * the rest and then the EOF, as on the fast path.
- */
-static void conn_tls_eof(struct conn *c)
-{
-	bufferevent_enable(c->bev, EV_WRITE);
-	if (c->flags & CONN_LINGER) {
-		conn_free(c);
-		return;
-	}
-	if (c->flags & CONN_CLOSING) {
-		/* Flushing already; no need to linger once it is out. */
-		c->flags |= CONN_EOF;
-		return;
-	}
-	c->flags |= CONN_TLS_EOF;
-	bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
-	    BEV_TRIG_DEFER_CALLBACKS);
-}
-
-static void conn_tls_event_cb(struct bufferevent *bev, short what,
-    void *arg)
-{
-	struct conn *c = arg;
-	struct conn_env *env = c->env;
-	char why[128];
-
-	if (what & BEV_EVENT_CONNECTED) {
-		conn_tls_opened(c);
-		return;
-	}
-	if (c->flags & CONN_HANDSHAKE) {
-		conn_tls_handshake_failed(c, what);
-		return;
-	}
-	if ((c->flags & CONN_WRITING) || env->batch.owner == c) {
-		/* Under a write or a handler: freed after it (conn_reap). */
-		conn_break(c, EPIPE);
-		return;
-	}
-	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
-		conn_event_cb(bev, what, arg);
-	} else if (what & BEV_EVENT_TIMEOUT) {
-		if (!(c->flags & CONN_LINGER)) {
-			stat_add(&env->stats.idle_timeouts, 1);
-			log_verbose("closing idle connection fd %d", c->fd);
-			tls_close_notify(c->bev);
-		}
-		conn_free(c);
-	} else if (what & BEV_EVENT_EOF) {
-		conn_tls_eof(c);
-	} else if (c->flags & CONN_LINGER) {
-		conn_free(c);
-	} else {
-		stat_add(&env->stats.errors, 1);
-		log_verbose("closing connection fd %d: tls: %s", c->fd,
-		    tls_error(bev, why, sizeof(why)));
-		conn_free(c);
-	}
-}
-
-/* Sets up a TLS connection on @fd; returns 0, or -1 (c->bev, if set,
- * owns @fd). */
-static int conn_tls_setup(struct conn *c, int fd)
-{
-	struct conn_env *env = c->env;
-
-	c->flags |= CONN_TLS | CONN_HANDSHAKE;
-	c->bev = tls_bufferevent_new(c->listen->tls, env->base, fd);
-	if (!c->bev)
-		return -1;
-	bufferevent_setcb(c->bev, conn_tls_read_cb, conn_write_cb,
-	    conn_tls_event_cb, c);
-	c->handshake_timer = evtimer_new(env->base, conn_tls_deadline_cb, c);
-	if (!c->handshake_timer ||
-	    evtimer_add(c->handshake_timer, env->handshake_tv) ||
-	    bufferevent_set_max_single_write(c->bev, CONN_MAX_SINGLE_WRITE) ||
-	    bufferevent_enable(c->bev, EV_READ | EV_WRITE))
-		return -1;
-	return 0;
-}
-
-/*
- * A proxy+tls+ connection has its PROXY header (the handshake is still
- * unread in the socket, conn_header_take()): the socket bufferevent that
- * read the header gives the socket to a TLS one.  It is detached from
- * the fd first, so that freeing it does not close it.
- */
-static void conn_tls_setup_after_header(struct conn *c)
-{
-	bufferevent_setfd(c->bev, -1);
-	bufferevent_free(c->bev);
-	c->bev = NULL;
-	if (conn_tls_setup(c, c->fd))
-		conn_fail(c, "starting tls after the PROXY header", ENOMEM);
 }
 
 struct conn *conn_new(struct conn_env *env, int fd,
@@ -1409,305 +857,6 @@ void conn_env_release(struct conn_env *env)
 	if (env->retry_timer)
 		event_free(env->retry_timer);
 	env->retry_timer = NULL;
-}
-
-/* --- ordered replies for offloaded jobs (conn.h) ------------------------- */
-
-static struct conn_jobs *conn_jobs_get(struct conn *c)
-{
-	if (!c->jobs)
-		c->jobs = calloc(1, sizeof(*c->jobs));
-	return c->jobs;
-}
-
-static struct conn_slot *conn_slot_new(struct conn_jobs *j, uint64_t seq)
-{
-	struct conn_slot *sl = calloc(1, sizeof(*sl));
-
-	if (!sl)
-		return NULL;
-	sl->seq = seq;
-	sl->ready = seq == 0;
-	if (j->tail)
-		j->tail->next = sl;
-	else
-		j->head = sl;
-	j->tail = sl;
-	return sl;
-}
-
-static void conn_slot_free(struct conn_slot *sl)
-{
-	free(sl->data);
-	free(sl);
-}
-
-/* A reply made while a job's result is still to come: kept, in order,
- * in the last slot of replies (a new one after a job's slot). */
-static void conn_slot_append(struct conn *c, const char *p, size_t len)
-{
-	struct conn_jobs *j = c->jobs;
-	struct conn_slot *sl = j->tail;
-
-	if (sl->seq != 0 && !(sl = conn_slot_new(j, 0))) {
-		conn_break(c, ENOMEM);
-		return;
-	}
-	if (sl->cap - sl->len < len) {
-		size_t cap = sl->cap * 2 > sl->len + len ? sl->cap * 2 :
-		    sl->len + len;
-		char *data = realloc(sl->data, cap < 256 ? 256 : cap);
-
-		if (!data) {
-			conn_break(c, ENOMEM);
-			return;
-		}
-		sl->data = data;
-		sl->cap = cap < 256 ? 256 : cap;
-	}
-	memcpy(sl->data + sl->len, p, len);
-	sl->len += len;
-	j->bytes += len;
-	/* Held replies count as output: the same high-water rule. */
-	if (j->bytes > c->env->high_water && !(c->flags & CONN_PAUSED))
-		conn_pause(c);
-}
-
-/* Writes the ready slots at the front of the order, gathered. */
-static void conn_slots_flush(struct conn *c)
-{
-	struct conn_jobs *j = c->jobs;
-
-	while (j->head && j->head->ready) {
-		struct iovec iov[16];
-		struct conn_slot *ready[16];
-		size_t len = 0;
-		int n = 0;
-
-		while (n < 16 && j->head && j->head->ready) {
-			struct conn_slot *sl = j->head;
-
-			j->head = sl->next;
-			if (!j->head)
-				j->tail = NULL;
-			j->bytes -= sl->len;
-			if (sl->len) {
-				iov[n].iov_base = sl->data;
-				iov[n].iov_len = sl->len;
-				len += sl->len;
-				ready[n++] = sl;
-			} else {
-				conn_slot_free(sl);
-			}
-		}
-		if (n)
-			conn_writev(c, iov, n, len);
-		while (n > 0)
-			conn_slot_free(ready[--n]);
-	}
-	if ((c->flags & CONN_PAUSED) && j->bytes <= c->env->low_water &&
-	    conn_output_len(c) <= c->env->low_water)
-		conn_resume(c);
-}
-
-/*
- * A client waiting for a job's reply is not idle: --idle-timeout is off
- * while a connection has jobs in flight (as redis spares a blocked
- * client its timeout), and back on with the last one.
- */
-static void conn_jobs_idle_timer(struct conn *c, bool on)
-{
-	struct conn_env *env = c->env;
-
-	if (env->idle_tv && !(c->flags & CONN_CLOSING))
-		bufferevent_set_timeouts(c->bev, on ? env->idle_tv : NULL,
-		    env->write_tv);
-}
-
-int conn_job_begin(struct conn *c, _Atomic bool *cancel, uint64_t *seq)
-{
-	struct conn_jobs *j = conn_jobs_get(c);
-	struct conn_slot *sl;
-
-	if (!j)
-		return -ENOMEM;
-	if (j->in_flight >= CONN_MAX_JOBS)
-		return -EAGAIN;
-	sl = conn_slot_new(j, ++j->next_seq);
-	if (!sl)
-		return -ENOMEM;
-	sl->cancel = cancel;
-	if (j->in_flight++ == 0)
-		conn_jobs_idle_timer(c, false);
-	*seq = sl->seq;
-	return 0;
-}
-
-void conn_job_undo(struct conn *c, uint64_t seq)
-{
-	struct conn_jobs *j = c->jobs;
-	struct conn_slot **p, *prev = NULL;
-
-	for (p = &j->head; *p; prev = *p, p = &(*p)->next) {
-		if ((*p)->seq != seq)
-			continue;
-		struct conn_slot *sl = *p;
-
-		*p = sl->next;
-		if (j->tail == sl)
-			j->tail = prev;
-		conn_slot_free(sl);
-		if (--j->in_flight == 0)
-			conn_jobs_idle_timer(c, true);
-		return;
-	}
-}
-
-static void conn_retry_cb(evutil_socket_t fd, short what, void *arg);
-
-#define CONN_RETRY_MS 1
-
-void conn_job_wait(struct conn *c)
-{
-	struct conn_env *env = c->env;
-	struct conn_jobs *j = conn_jobs_get(c);
-
-	if (!(c->flags & CONN_JOB_WAIT)) {
-		c->flags |= CONN_JOB_WAIT;
-		stat_add(&env->stats.jobs_deferred, 1);
-		bufferevent_disable(c->bev, EV_READ);
-	}
-	/* A job of its own coming back resumes it; without one (the pool
-	 * is full of others' jobs), a short timer retries. */
-	if (!j || j->in_flight || (c->flags & CONN_RETRY_LISTED))
-		return;
-	if (!env->retry_timer)
-		env->retry_timer = evtimer_new(env->base, conn_retry_cb, env);
-	if (!env->retry_timer) {
-		conn_break(c, ENOMEM);
-		return;
-	}
-	c->flags |= CONN_RETRY_LISTED;
-	j->wait_next = env->job_waiters;
-	env->job_waiters = c;
-	if (!evtimer_pending(env->retry_timer, NULL)) {
-		struct timeval tv = { 0, CONN_RETRY_MS * 1000 };
-
-		evtimer_add(env->retry_timer, &tv);
-	}
-}
-
-/* Takes @c off the list it waits on: the waiters, or those the retry
- * timer is going through (conn_retry_cb()). */
-static void conn_unlist(struct conn *c)
-{
-	struct conn **lists[] = { &c->env->job_waiters, &c->env->job_retrying };
-
-	if (!(c->flags & CONN_RETRY_LISTED))
-		return;
-	for (int i = 0; i < 2; i++)
-		for (struct conn **p = lists[i]; *p; p = &(*p)->jobs->wait_next)
-			if (*p == c) {
-				*p = c->jobs->wait_next;
-				c->jobs->wait_next = NULL;
-				c->flags &= ~CONN_RETRY_LISTED;
-				return;
-			}
-}
-
-/* The handler may go on: read again and present the kept input. */
-static void conn_job_resume(struct conn *c)
-{
-	conn_unlist(c);
-	c->flags &= ~CONN_JOB_WAIT;
-	if (c->flags & (CONN_CLOSING | CONN_BROKEN))
-		return;
-	if (!(c->flags & (CONN_PAUSED | CONN_HELD)))
-		bufferevent_enable(c->bev, EV_READ);
-	if (c->pending)
-		conn_input(c, NULL, 0);	/* may free @c */
-}
-
-static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn_env *env = arg;
-	struct conn *c;
-
-	/* Moved aside first: a resumed connection may wait again (on the
-	 * emptied list, for the next round), and a handler may free
-	 * another waiting connection, which conn_unlist() then finds. */
-	env->job_retrying = env->job_waiters;
-	env->job_waiters = NULL;
-	while ((c = env->job_retrying)) {
-		env->job_retrying = c->jobs->wait_next;
-		c->jobs->wait_next = NULL;
-		c->flags &= ~CONN_RETRY_LISTED;
-		conn_job_resume(c);
-	}
-	conn_env_flush(env);
-}
-
-bool conn_env_job_done(struct conn_env *env, uint64_t id, uint64_t seq,
-    char *data, size_t len, bool failed)
-{
-	struct conn *c = conn_env_find(env, id);
-	struct conn_slot *sl;
-
-	if (!c) {
-		stat_add(&env->stats.msgs_dropped, 1);
-		free(data);
-		return false;
-	}
-	for (sl = c->jobs ? c->jobs->head : NULL; sl && sl->seq != seq;
-	    sl = sl->next)
-		;
-	if (!sl || sl->ready) {
-		free(data);
-		return false;
-	}
-	free(sl->data);
-	sl->data = data;
-	sl->len = sl->cap = len;
-	sl->ready = true;
-	sl->cancel = NULL;
-	c->jobs->bytes += len;
-	if (--c->jobs->in_flight == 0)
-		conn_jobs_idle_timer(c, true);
-	if (failed)
-		conn_break(c, ENOMEM);
-	conn_slots_flush(c);
-	if (c->flags & (CONN_BROKEN | CONN_ABORTED))
-		return true;	/* freed from its read callback */
-	if (c->flags & CONN_CLOSING) {
-		if (!c->jobs->head)
-			conn_close_output(c);
-		return true;
-	}
-	if (c->flags & CONN_JOB_WAIT)
-		conn_job_resume(c);
-	return true;
-}
-
-/* @c is being freed: every job still out is told so, and what its
- * slots hold is dropped.  Returns the bytes dropped. */
-static size_t conn_jobs_free(struct conn *c)
-{
-	struct conn_jobs *j = c->jobs;
-	size_t dropped = j->bytes;
-
-	conn_unlist(c);
-	while (j->head) {
-		struct conn_slot *sl = j->head;
-
-		j->head = sl->next;
-		if (sl->cancel)
-			atomic_store_explicit(sl->cancel, true,
-			    memory_order_release);
-		conn_slot_free(sl);
-	}
-	free(j);
-	c->jobs = NULL;
-	return dropped;
 }
 
 /* --- input held by the handler (proto.h) --------------------------------- */

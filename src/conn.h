@@ -66,6 +66,10 @@
  *
  * The transport is this file alone: the handlers see only proto.h, so a
  * TLS bufferevent or a UDP socket can drive them without changing them.
+ * Its code is one concept per file, sharing the private conn_impl.h:
+ * conn.c (the socket transport), conn_proxy.c (the PROXY header phase),
+ * conn_tls.c (TLS) and conn_jobs.c (the ordered replies for offloaded
+ * jobs).
  */
 #ifndef CONN_H
 #define CONN_H
@@ -152,7 +156,7 @@ struct conn_env {
 
 	/* Offloaded jobs (conn_job_wait()). */
 	struct conn *job_waiters;	/* waiting for room in the pool */
-	struct conn *job_retrying;	/* being retried (conn.c) */
+	struct conn *job_retrying;	/* being retried (conn_jobs.c) */
 	struct event *retry_timer;	/* retries them; made on first use */
 };
 
