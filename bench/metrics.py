@@ -24,7 +24,6 @@ Run it through `make bench-metrics`, which holds the benchmark lock.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (bench/run.py)
+from benchlib import fmt, median_min_max  # noqa: E402
 
 ROOT = run.ROOT
 # The last commit before the histogram hook in src/conn.c.
@@ -102,20 +102,6 @@ def scrape_count(port):
     except (OSError, ValueError):
         pass
     return None
-
-
-def median_min_max(xs):
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return None
-    return statistics.median(xs), min(xs), max(xs)
-
-
-def fmt(a, digits=0):
-    if a is None:
-        return 'n/a'
-    f = '{:,.%df}' % digits
-    return '%s (%s–%s)' % (f.format(a[0]), f.format(a[1]), f.format(a[2]))
 
 
 def report(args, info, scs, results):

@@ -31,14 +31,13 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import free_port, log, proc_cpu_s  # noqa: E402  (bench/run.py)
+from benchlib import fmt, median_min_max as mmm, stop, wait_port  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = '1', '0'
 MODES = [
@@ -51,19 +50,6 @@ PLACEMENTS = [
     ('pinned', 'Pinned: server on CPU %s, client on CPU %s' % (
         SERVER_CPU, CLIENT_CPU)),
 ]
-
-
-def wait_port(port, proc, deadline=10.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(('127.0.0.1', port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
 
 
 def run_once(root, args, mode_opts, pin):
@@ -96,12 +82,7 @@ def run_once(root, args, mode_opts, pin):
             out['cpu_per_mline'] = (cpu1 - cpu0) / (out['rps'] * wall / 1e6)
         return out
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def sha256_us_per_kib():
@@ -119,20 +100,6 @@ def sha256_us_per_kib():
             kbs = float(f[-1][:-1])	# thousands of bytes per second
             return 1024 / (kbs * 1000) * 1e6 if kbs else None
     return None
-
-
-def mmm(xs):
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return None
-    return (statistics.median(xs), min(xs), max(xs))
-
-
-def fmt(a, digits=0):
-    if a is None:
-        return 'n/a'
-    f = '{:,.%df}' % digits
-    return '%s (%s–%s)' % (f.format(a[0]), f.format(a[1]), f.format(a[2]))
 
 
 def report(args, info, results):

@@ -28,7 +28,6 @@ through `make bench-pubsub`, which holds the benchmark lock.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import free_port, log  # noqa: E402  (bench/run.py)
-from resp import wait_port, stop  # noqa: E402  (bench/resp.py)
+from benchlib import fmt, median_min_max as mmm, stop, wait_port  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = '1', '0'
 TARGET = 1.0		# x redis's delivered messages/s
@@ -75,20 +74,6 @@ def run_once(key, placement, args, root, tmp):
         return json.loads(r.stdout)
     finally:
         stop(proc)
-
-
-def mmm(xs):
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return None
-    return (statistics.median(xs), min(xs), max(xs))
-
-
-def fmt(a, digits=0):
-    if a is None:
-        return 'n/a'
-    f = '{:,.%df}' % digits
-    return '%s (%s–%s)' % (f.format(a[0]), f.format(a[1]), f.format(a[2]))
 
 
 def summarise(runs):

@@ -25,8 +25,6 @@ import json
 import os
 import resource
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import free_port, log, proc_cpu_s  # noqa: E402  (bench/run.py)
+from benchlib import fmt, median_min_max, stop, wait_port  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = '1', '0'
 TESTS = 'ping,set,get,incr,mset'
@@ -51,19 +50,6 @@ CONFIGS = [
 # Targets from the issue, checked on the pinned runs.
 TARGET_RPS_P128 = 1.5		# x redis on PING_MBULK, SET, GET at -P 128
 TARGET_CPU_P1 = 0.7		# x redis's CPU per request at -P 1
-
-
-def wait_port(port, proc, deadline=10.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(('127.0.0.1', port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
 
 
 class Server:
@@ -100,15 +86,6 @@ def start(srv, pin):
     return proc, port
 
 
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def bench_once(proc, port, cfg, n, pin, client_threads):
     """One redis-benchmark run of every test; returns rows by test name."""
     argv = (['taskset', '-c', CLIENT_CPU] if pin else []) + [
@@ -140,20 +117,6 @@ def bench_once(proc, port, cfg, n, pin, client_threads):
     if cpu0 is not None and cpu1 is not None and total:
         out['server_cpu_per_mreq'] = (cpu1 - cpu0) / (total / 1e6)
     return out
-
-
-def median_min_max(xs):
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return None
-    return (statistics.median(xs), min(xs), max(xs))
-
-
-def fmt(a, digits=0):
-    if a is None:
-        return 'n/a'
-    f = '{:,.%df}' % digits
-    return '%s (%s–%s)' % (f.format(a[0]), f.format(a[1]), f.format(a[2]))
 
 
 def summarise(results, key, placement, cfg):

@@ -32,7 +32,6 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import free_port, log  # noqa: E402  (bench/run.py)
+from benchlib import median_min_max as agg, stop, wait_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_CPU, CLIENT_CPU = '1', '0'
@@ -81,20 +81,6 @@ def servers(crt, key):
     ]
 
 
-def wait_port(port, proc, deadline=10.0):
-    import socket
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(('127.0.0.1', port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
-
-
 def run_one(argv_fn, sc, pin, args):
     port = free_port()
     argv = (['taskset', '-c', SERVER_CPU] if pin else []) + argv_fn(port)
@@ -118,19 +104,7 @@ def run_one(argv_fn, sc, pin, args):
                 out.returncode, r.get('errors'), out.stderr.strip()[:200])
         return r
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def agg(vals):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return None
-    return statistics.median(vals), min(vals), max(vals)
+        stop(proc)
 
 
 def fmt(a, digits=0):

@@ -39,6 +39,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import log, proc_cpu_s  # noqa: E402  (bench/run.py)
+from benchlib import stop  # noqa: E402  (bench/benchlib.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_CPU, CLIENT_CPU = '1', '0'
@@ -105,15 +106,6 @@ def start(srv, pin, tmp):
             time.sleep(0.02)
     stop(proc)
     return None, 'server did not start'
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def bench_once(args, proc, port, opts, pin):

@@ -266,7 +266,7 @@ static const char *no_python3(void)
 {
 	/* Not test_shell(): this runs outside a test, where Check cannot
 	 * report an assertion. */
-	if (system("command -v python3 >/dev/null 2>&1") == 0)
+	if (test_have_tool("python3"))
 		return NULL;
 	return "python3 is not installed";
 }

@@ -29,14 +29,6 @@ static void teardown(void)
 	test_server_cleanup(&server);
 }
 
-static int have(const char *tool)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
-	return system(cmd) == 0;
-}
-
 static uint64_t deadline_in(uint64_t ms)
 {
 	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
@@ -633,7 +625,7 @@ static Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
 	TCase *tc = tcase_create("scrape");
-	const char *no_promtool = have("promtool") ? NULL :
+	const char *no_promtool = test_have_tool("promtool") ? NULL :
 	    "promtool is not installed (apt-get install prometheus)";
 	const char *wrapper = getenv("TEST_WRAPPER");
 	/* valgrind's accept() closes a connection it has no descriptor

@@ -304,7 +304,7 @@ static Suite *protocols_suite(void)
 	tcase_add_test(tc,
 	    test_line_half_close_returns_the_unfinished_last_line);
 	test_add_or_skip(tc, test_nc_gets_its_lines_back_and_quit_ends_it,
-	    system("command -v nc >/dev/null 2>&1") == 0 ? NULL :
+	    test_have_tool("nc") ? NULL :
 	    "nc is not installed (apt-get install netcat-openbsd)");
 	suite_add_tcase(s, tc);
 

@@ -27,8 +27,7 @@
 #include <unistd.h>
 
 static struct test_server server;
-static pid_t redis_pid;
-static int redis_port;
+static struct test_redis redis;
 
 #define WORKERS 3
 #define RESP_PORT (server.ports[1])
@@ -54,11 +53,7 @@ static void teardown(void)
 	if (server.pid > 0)
 		free(test_server_stop_clean(&server));
 	test_server_cleanup(&server);
-	if (redis_pid > 0) {
-		kill(redis_pid, SIGKILL);
-		waitpid(redis_pid, NULL, 0);
-		redis_pid = 0;
-	}
+	test_redis_stop(&redis);
 }
 
 /* --- a small RESP client ------------------------------------------------- */
@@ -804,59 +799,6 @@ END_TEST
 
 /* --- redis-cli and redis-server -------------------------------------------- */
 
-static int have(const char *tool)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
-	return system(cmd) == 0;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-static void redis_start(void)
-{
-	char port[16];
-	uint64_t deadline = deadline_s(20);
-
-	redis_port = free_port();
-	snprintf(port, sizeof(port), "%d", redis_port);
-	redis_pid = fork();
-	ck_assert_int_ge(redis_pid, 0);
-	if (redis_pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execlp("redis-server", "redis-server", "--port", port,
-		    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		    "--dir", "/tmp", (char *)NULL);
-		_exit(127);
-	}
-	while (now_ms() < deadline) {
-		int fd = test_connect_from(redis_port, 0);
-
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		poll(NULL, 0, 10);
-	}
-	ck_abort_msg("redis-server did not start on port %d", redis_port);
-}
-
 /* Waits until PUBSUB NUMSUB @ch is @n on @port. */
 static void wait_numsub(int port, const char *ch, int n)
 {
@@ -944,9 +886,9 @@ START_TEST(test_pubsub_redis_cli_subscribe_prints_what_is_published)
 	ck_assert_msg(strstr(ours, "subscribe\nnews\n1\nsubscribe\nsport\n2\n"
 	    "message\nnews\nhello\nmessage\nsport\ntwo words\nmessage\n"
 	    "news\n\n"), "redis-cli printed: %s", ours);
-	if (have("redis-server")) {
-		redis_start();
-		theirs = cli_subscribe_session(redis_port);
+	if (test_have_tool("redis-server")) {
+		test_redis_start(&redis);
+		theirs = cli_subscribe_session(redis.port);
 		ck_assert_str_eq(ours, theirs);
 		free(theirs);
 	}
@@ -1050,9 +992,9 @@ START_TEST(test_pubsub_replies_are_byte_identical_to_redis_server)
 {
 	char *ours[NSTEPS], *theirs[NSTEPS];
 
-	redis_start();
+	test_redis_start(&redis);
 	run_session(RESP_PORT, ours);
-	run_session(redis_port, theirs);
+	run_session(redis.port, theirs);
 	for (size_t s = 0; s < NSTEPS; s++) {
 		ck_assert_msg(!strcmp(ours[s], theirs[s]), "step %zu (%s %s): "
 		    "echoserver said '%s', redis-server '%s'", s,
@@ -1068,9 +1010,9 @@ END_TEST
 static Suite *pubsub_suite(void)
 {
 	Suite *s = suite_create("pubsub");
-	const char *no_cli = have("redis-cli") ? NULL :
+	const char *no_cli = test_have_tool("redis-cli") ? NULL :
 	    "redis-cli is not installed (apt-get install redis-tools)";
-	const char *no_redis = have("redis-server") ? NULL :
+	const char *no_redis = test_have_tool("redis-server") ? NULL :
 	    "redis-server is not installed (apt-get install redis-server)";
 	TCase *tc = tcase_create("delivery");
 

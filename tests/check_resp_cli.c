@@ -22,8 +22,7 @@
 #include <unistd.h>
 
 static struct test_server server;
-static pid_t redis_pid;
-static int redis_port;
+static struct test_redis redis;
 
 /* The resp listener's port: the second, after testutil's echo one. */
 #define RESP_PORT (server.ports[1])
@@ -40,66 +39,7 @@ static void teardown(void)
 {
 	test_server_stop(&server, SIGKILL);
 	test_server_cleanup(&server);
-	if (redis_pid > 0) {
-		kill(redis_pid, SIGKILL);
-		waitpid(redis_pid, NULL, 0);
-		redis_pid = 0;
-	}
-}
-
-static int have(const char *tool)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
-	return system(cmd) == 0;
-}
-
-/* A port nobody listens on now (redis-server cannot take port 0). */
-static int free_port(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-/* Starts redis-server without persistence; waits until it answers. */
-static void redis_start(void)
-{
-	char port[16];
-	uint64_t deadline = now_ms() + 20000;
-
-	redis_port = free_port();
-	snprintf(port, sizeof(port), "%d", redis_port);
-	redis_pid = fork();
-	ck_assert_int_ge(redis_pid, 0);
-	if (redis_pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, 1);
-		dup2(null, 2);
-		execlp("redis-server", "redis-server", "--port", port,
-		    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		    "--dir", "/tmp", (char *)NULL);
-		_exit(127);
-	}
-	while (now_ms() < deadline) {
-		int fd = test_connect_from(redis_port, 0);
-
-		if (fd >= 0) {
-			close(fd);
-			return;
-		}
-		poll(NULL, 0, 10);	/* a poll interval, bounded above */
-	}
-	ck_abort_msg("redis-server did not start on port %d", redis_port);
+	test_redis_stop(&redis);
 }
 
 /* redis-cli -p @port @words (already shell-quoted where needed). */
@@ -137,10 +77,10 @@ START_TEST(test_resp_redis_cli_output_matches_redis_server)
 	int s1, s2;
 	char *ours, *theirs;
 
-	redis_start();
+	test_redis_start(&redis);
 	for (int i = 0; i < n; i++) {
 		ours = cli(RESP_PORT, same_as_redis[i], &s1);
-		theirs = cli(redis_port, same_as_redis[i], &s2);
+		theirs = cli(redis.port, same_as_redis[i], &s2);
 		ck_assert_msg(!strcmp(ours, theirs) && s1 == s2,
 		    "'%s': echoserver said '%s' (status %d), redis-server "
 		    "'%s' (status %d)", same_as_redis[i], ours, s1, theirs,
@@ -340,13 +280,13 @@ END_TEST
 static Suite *resp_cli_suite(void)
 {
 	Suite *s = suite_create("resp_cli");
-	const char *no_cli = have("redis-cli") ? NULL :
+	const char *no_cli = test_have_tool("redis-cli") ? NULL :
 	    "redis-cli is not installed (apt-get install redis-tools)";
-	const char *no_bench = have("redis-benchmark") ? NULL :
+	const char *no_bench = test_have_tool("redis-benchmark") ? NULL :
 	    "redis-benchmark is not installed (apt-get install redis-tools)";
-	const char *no_redis = no_cli ? no_cli : have("redis-server") ?
-	    NULL : "redis-server is not installed (apt-get install "
-	    "redis-server)";
+	const char *no_redis = no_cli ? no_cli :
+	    test_have_tool("redis-server") ? NULL : "redis-server is not "
+	    "installed (apt-get install redis-server)";
 	TCase *tc = tcase_create("redis_server");
 
 	tcase_add_checked_fixture(tc, setup, teardown);

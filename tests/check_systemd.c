@@ -108,25 +108,6 @@ static int notify_wait(int fd, const char *want, char *seen, size_t size,
 	}
 }
 
-/* A loopback port that was free a moment ago.  systemd-socket-activate
- * binds the port it is given and reports none back, so the test has to
- * choose one; a lost race shows as its exit, and the test retries
- * (docs/design.md, fact O1). */
-static int free_port(int type)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, type, 0), port;
-
-	ck_assert_int_ge(fd, 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
 /*
  * Runs `systemd-socket-activate [-d] -l 127.0.0.1:PORT... -E
  * NOTIFY_SOCKET=... [$TEST_WRAPPER] echoserver ARGS...` on @n_ports free
@@ -147,8 +128,12 @@ static void activate(const char *const *args, int datagram, int *ports,
 	argv[n++] = "systemd-socket-activate";
 	if (datagram)
 		argv[n++] = "-d";
+	/* systemd-socket-activate binds the port it is given and reports
+	 * none back, so the test has to choose one; a lost race shows as
+	 * its exit, and the test retries (docs/design.md, fact O1). */
 	for (int i = 0; i < n_ports; i++) {
-		ports[i] = free_port(datagram ? SOCK_DGRAM : SOCK_STREAM);
+		ports[i] = test_free_port(datagram ? SOCK_DGRAM :
+		    SOCK_STREAM);
 		snprintf(listen_arg[i], sizeof(listen_arg[i]), "127.0.0.1:%d",
 		    ports[i]);
 		argv[n++] = "-l";
@@ -422,10 +407,8 @@ END_TEST
 static const char *no_tool(const char *tool)
 {
 	static char why[128];
-	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
-	if (system(cmd) == 0)
+	if (test_have_tool(tool))
 		return NULL;
 	snprintf(why, sizeof(why), "%s is not installed (Debian: systemd)",
 	    tool);

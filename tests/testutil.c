@@ -548,3 +548,68 @@ char *test_shell(const char *cmd, int *status)
 	*status = pclose(p);
 	return out;
 }
+
+int test_have_tool(const char *tool)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
+	return system(cmd) == 0;
+}
+
+int test_free_port(int type)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, type, 0), port;
+
+	ck_assert_int_ge(fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+void test_redis_start(struct test_redis *r)
+{
+	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+	double k = m ? atof(m) : 1;
+	uint64_t deadline = now_ms() + (uint64_t)(20000 * (k > 1 ? k : 1));
+	char port[16];
+
+	r->port = test_free_port(SOCK_STREAM);
+	snprintf(port, sizeof(port), "%d", r->port);
+	r->pid = fork();
+	ck_assert_int_ge(r->pid, 0);
+	if (r->pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("redis-server", "redis-server", "--port", port,
+		    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		    "--dir", "/tmp", (char *)NULL);
+		_exit(127);
+	}
+	while (now_ms() < deadline) {
+		int fd = test_connect_from(r->port, 0);
+
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+		poll(NULL, 0, 10);	/* a poll interval, bounded above */
+	}
+	ck_abort_msg("redis-server did not start on port %d", r->port);
+}
+
+void test_redis_stop(struct test_redis *r)
+{
+	if (r->pid > 0) {
+		kill(r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+	}
+	r->pid = 0;
+}

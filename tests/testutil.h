@@ -196,4 +196,35 @@ char *test_shell(const char *cmd, int *status);
  * stores its stderr in @err (caller frees). */
 int run_echoserver(const char *const *args, char **err);
 
+/* 1 if the program @tool (borrowed) is on $PATH.  Asks through system(),
+ * not Check, so it is safe at suite construction, outside any test. */
+int test_have_tool(const char *tool);
+
+/*
+ * A loopback port of socket @type (SOCK_STREAM, SOCK_DGRAM) that was free
+ * a moment ago, for the real tools that cannot take port 0 and report
+ * the port back (redis-server, systemd-socket-activate).  Another process
+ * may take it before the tool binds it, so a caller must tolerate that.
+ * Fails the test if no port can be bound.
+ */
+int test_free_port(int type);
+
+/* A real redis-server, to compare replies with. */
+struct test_redis {
+	pid_t pid;		/* 0 when not running */
+	int port;		/* on 127.0.0.1 */
+};
+
+/*
+ * Starts redis-server on a test_free_port() without persistence (its
+ * output to /dev/null) and waits up to 20 s (times CK_TIMEOUT_MULTIPLIER)
+ * until it accepts a connection; fails the test otherwise.  @r is the
+ * caller's storage; test_redis_stop() releases it.
+ */
+void test_redis_start(struct test_redis *r);
+
+/* Kills (SIGKILL) and reaps the redis-server of @r, if it runs.
+ * Idempotent, so teardowns may call it whether or not a test started one. */
+void test_redis_stop(struct test_redis *r);
+
 #endif
